@@ -1,0 +1,5 @@
+import sys
+
+from lrbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""Learning-rate schedules by name, built from `torch.optim.lr_scheduler` (never re-implemented).
+
+Each schedule declares whether it is stepped after every optimizer step ("step") or after every
+epoch ("epoch"). Options are given in epochs where a user thinks in epochs (`step_size_epochs`)
+and converted to optimizer steps here, because the engine steps per-batch schedules per batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.optim import lr_scheduler
+
+from lrbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule's name and options, as written in a suite or on the command line."""
+
+    name: str = "constant"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, words: list[str] | None) -> "ScheduleSpec":
+        """`["cyclic", "mode=triangular2", "base_lr=1e-4"]` -> ScheduleSpec (values parsed as numbers when they are)."""
+        if not words:
+            return cls()
+        opts: dict[str, Any] = {}
+        for w in words[1:]:
+            key, sep, value = w.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"schedule option {w!r} is not KEY=VALUE")
+            opts[key] = _number_or_str(value)
+        return cls(words[0], opts)
+
+    def describe(self) -> str:
+        return " ".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
+
+
+def _number_or_str(value: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+@dataclass
+class BuiltSchedule:
+    scheduler: lr_scheduler.LRScheduler | None
+    interval: str  # "step" or "epoch"
+
+    def after_step(self) -> None:
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self) -> None:
+        if self.scheduler is not None and self.interval == "epoch":
+            self.scheduler.step()
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    lr: float
+    epochs: int
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.epochs * self.steps_per_epoch)
+
+
+def _has_momentum(opt: torch.optim.Optimizer) -> bool:
+    # Cycling momentum on plain SGD (momentum=0) would silently turn it into momentum SGD.
+    return opt.defaults.get("momentum", 0) > 0 or "betas" in opt.defaults
+
+
+def _constant(opt, ctx, o):
+    return None, "epoch"
+
+
+def _step(opt, ctx, o):
+    step = o.pop("step_size", max(1, ctx.epochs // 3))
+    return lr_scheduler.StepLR(opt, step_size=step, gamma=o.pop("gamma", 0.1)), "epoch"
+
+
+def _exponential(opt, ctx, o):
+    return lr_scheduler.ExponentialLR(opt, gamma=o.pop("gamma", 0.9)), "epoch"
+
+
+def _cyclic(opt, ctx, o, mode=None):
+    # `lr` is the peak (max_lr); Smith's rule of thumb puts base_lr at max_lr/3 to /4.
+    step_up = o.pop("step_size_up", None)
+    if step_up is None:
+        step_up = max(1, round(o.pop("step_size_epochs", 2) * ctx.steps_per_epoch))
+    mode = o.pop("mode", mode or "triangular")
+    return lr_scheduler.CyclicLR(
+        opt, base_lr=o.pop("base_lr", ctx.lr / 4), max_lr=o.pop("max_lr", ctx.lr),
+        step_size_up=step_up, mode=mode, gamma=o.pop("gamma", 1.0),
+        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt), **o,
+    ), "step"
+
+
+def _one_cycle(opt, ctx, o):
+    return lr_scheduler.OneCycleLR(
+        opt, max_lr=o.pop("max_lr", ctx.lr), total_steps=o.pop("total_steps", ctx.total_steps),
+        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt), **o,
+    ), "step"
+
+
+def _cosine(opt, ctx, o):
+    t_max = o.pop("T_max", None) or max(1, round(o.pop("epochs", ctx.epochs) * ctx.steps_per_epoch))
+    return lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=o.pop("eta_min", 0.0)), "step"
+
+
+def _cosine_warm_restarts(opt, ctx, o):
+    t0 = o.pop("T_0", None) or max(1, round(o.pop("t0_epochs", 1) * ctx.steps_per_epoch))
+    return lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)), "step"
+
+
+_BUILDERS: dict[str, tuple[Callable, str]] = {
+    "constant": (_constant, "fixed learning rate"),
+    "step": (_step, "StepLR: x gamma every step_size epochs"),
+    "exponential": (_exponential, "ExponentialLR: x gamma every epoch"),
+    "cyclic": (_cyclic, "CyclicLR (mode triangular|triangular2|exp_range), lr is max_lr, per batch"),
+    "triangular": (lambda o_, c, o: _cyclic(o_, c, o, "triangular"), "CyclicLR mode=triangular"),
+    "triangular2": (lambda o_, c, o: _cyclic(o_, c, o, "triangular2"), "CyclicLR mode=triangular2"),
+    "exp_range": (lambda o_, c, o: _cyclic(o_, c, o, "exp_range"), "CyclicLR mode=exp_range"),
+    "one_cycle": (_one_cycle, "OneCycleLR over the whole trial, lr is max_lr, per batch"),
+    "cosine": (_cosine, "CosineAnnealingLR over the trial's epochs, per batch"),
+    "cosine_warm_restarts": (_cosine_warm_restarts, "CosineAnnealingWarmRestarts (SGDR), T_0 in epochs"),
+}
+SCHEDULES: dict[str, str] = {name: doc for name, (_, doc) in _BUILDERS.items()}
+
+
+def build_schedule(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, *, lr: float, epochs: int,
+                   steps_per_epoch: int) -> BuiltSchedule:
+    """Build the torch scheduler named by `spec` for a trial of `epochs` x `steps_per_epoch` steps."""
+    try:
+        builder, _ = _BUILDERS[spec.name]
+    except KeyError:
+        raise ConfigError(f"unknown schedule {spec.name!r}; choose one of {', '.join(_BUILDERS)}") from None
+    try:
+        sched, interval = builder(optimizer, _Ctx(lr, epochs, steps_per_epoch), dict(spec.options))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"schedule {spec.describe()!r}: {e}") from None
+    return BuiltSchedule(sched, interval)

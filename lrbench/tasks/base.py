@@ -1,0 +1,141 @@
+"""What every task declares, so the engine, strategies and harness never special-case one.
+
+A task owns its data preparation (on the training device, once per process), its model, its
+training loss and its validation metric. The engine owns the loop. Losses are written as
+functions of `(model, batch)` so a later population engine can call them through
+`torch.func.functional_call` on stacked parameters without changing any task.
+"""
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from lrbench.data import TensorSplit, shuffled_batches, steps_per_epoch
+from lrbench.errors import ConfigError
+from lrbench.schedules import ScheduleSpec
+
+
+@dataclass
+class TaskData:
+    """A task's splits, already on the training device."""
+
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where data comes from and how much of the training split to use (hashable: a cache key)."""
+
+    data_root: str | None = None
+    train_subset: int | None = None
+    download: bool = False
+
+
+class Task(ABC):
+    """A trainable workload. Subclasses set the class attributes and implement the methods.
+
+    Options (e.g. the VAE's hidden width) are constructor keywords listed in `option_defaults`,
+    so suites can override them and unknown ones are rejected by name.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    metric: ClassVar[str]            # e.g. "nll", "accuracy", "f"
+    metric_unit: ClassVar[str] = ""  # e.g. "nats/image"
+    direction: ClassVar[str]         # "minimize" or "maximize"
+    default_target: ClassVar[float | None] = None
+    default_optimizer: ClassVar[str]
+    default_lr: ClassVar[float]
+    default_epochs: ClassVar[int]
+    batch_size: ClassVar[int]
+    optimizer_kwargs: ClassVar[dict[str, Any]] = {}
+    default_schedule: ClassVar[ScheduleSpec] = ScheduleSpec()
+    # A step loss above this multiple of the first step's loss counts as divergence.
+    diverge_factor: ClassVar[float] = 10.0
+    option_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(self.option_defaults)
+        if unknown:
+            known = ", ".join(self.option_defaults) or "none"
+            raise ConfigError(f"task {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; known: {known}")
+        self.options: dict[str, Any] = {**self.option_defaults, **options}
+        if "batch_size" in self.options:
+            self.batch_size = int(self.options["batch_size"])  # instance override of the class default
+        self.target: float | None = self.default_target
+
+    # -- data ---------------------------------------------------------------------------------
+    def prepare(self, device: torch.device, data: DataOptions = DataOptions()) -> TaskData:
+        """The task's splits on `device`, loaded once per process and cached."""
+        key = (type(self), tuple(sorted(self.options.items(), key=lambda kv: kv[0])), str(device), data)
+        cached = _DATA_CACHE.get(key)
+        if cached is None:
+            cached = _DATA_CACHE[key] = self.load(torch.device(device), data)
+        return cached
+
+    @abstractmethod
+    def load(self, device: torch.device, data: DataOptions) -> TaskData:
+        """Read, split and move the data to `device` (uncached: call `prepare`)."""
+
+    def train_batches(self, data: TaskData, generator: torch.Generator) -> Iterator[Any]:
+        """One epoch of training batches: slices of an on-device permutation."""
+        return shuffled_batches(data.train, self.batch_size, generator)
+
+    def steps_per_epoch_for(self, train: TensorSplit) -> int:
+        return steps_per_epoch(len(train), self.batch_size)
+
+    # -- model --------------------------------------------------------------------------------
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model (the caller seeds torch's RNG first)."""
+
+    def prepare_model(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """Device-specific model set-up (e.g. channels_last on CUDA); identity by default."""
+        return model
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The mixed-precision context for forward passes; full precision by default."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The mean training loss of one batch: the quantity the optimizer minimises."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
+        """The task's metric on a whole split, as a 0-d tensor on the device (read back by the caller)."""
+
+    def is_better(self, a: float, b: float) -> bool:
+        """Whether metric value `a` is strictly better than `b` in this task's direction."""
+        return a < b if self.direction == "minimize" else a > b
+
+    def worst_value(self) -> float:
+        return float("inf") if self.direction == "minimize" else float("-inf")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "metric": self.metric, "unit": self.metric_unit, "direction": self.direction,
+            "target": self.target, "optimizer": self.default_optimizer, "lr": self.default_lr,
+            "epochs": self.default_epochs, "batch_size": self.batch_size, "options": dict(self.options),
+        }
+
+
+_DATA_CACHE: dict[tuple, TaskData] = {}
+
+
+def subset(split: TensorSplit, n: int | None) -> TensorSplit:
+    """The first `n` examples of a split (the files and splits are class-mixed), or all of it."""
+    if n is None or n >= len(split):
+        return split
+    if n <= 0:
+        raise ConfigError(f"train_subset must be positive, got {n}")
+    return TensorSplit(split.x[:n], None if split.y is None else split.y[:n])
+
