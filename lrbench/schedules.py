@@ -78,6 +78,13 @@ def _has_momentum(opt: torch.optim.Optimizer) -> bool:
     return opt.defaults.get("momentum", 0) > 0 or "betas" in opt.defaults
 
 
+def _rest(o: dict[str, Any]) -> dict[str, Any]:
+    """The options no builder consumed, handed on to torch (which rejects unknown ones); empties `o`."""
+    rest = dict(o)
+    o.clear()
+    return rest
+
+
 def _constant(opt, ctx, o):
     return None, "epoch"
 
@@ -94,30 +101,38 @@ def _exponential(opt, ctx, o):
 def _cyclic(opt, ctx, o, mode=None):
     # `lr` is the peak (max_lr); Smith's rule of thumb puts base_lr at max_lr/3 to /4.
     step_up = o.pop("step_size_up", None)
+    step_epochs = o.pop("step_size_epochs", 2)
     if step_up is None:
-        step_up = max(1, round(o.pop("step_size_epochs", 2) * ctx.steps_per_epoch))
+        step_up = max(1, round(step_epochs * ctx.steps_per_epoch))
     mode = o.pop("mode", mode or "triangular")
     return lr_scheduler.CyclicLR(
         opt, base_lr=o.pop("base_lr", ctx.lr / 4), max_lr=o.pop("max_lr", ctx.lr),
         step_size_up=step_up, mode=mode, gamma=o.pop("gamma", 1.0),
-        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt), **o,
+        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt), **_rest(o),
     ), "step"
 
 
 def _one_cycle(opt, ctx, o):
+    # The engine steps the scheduler after every optimizer step (torch's convention), so after a
+    # trial's last step OneCycleLR stands at step `total_steps`, one past its final point (the
+    # minimum rate, at step total_steps - 1): linear annealing extrapolates there to a negative
+    # rate and cosine annealing climbs back up, and that is the rate the last epoch's record
+    # shows. One extra step makes the trial end exactly on the final point.
     return lr_scheduler.OneCycleLR(
-        opt, max_lr=o.pop("max_lr", ctx.lr), total_steps=o.pop("total_steps", ctx.total_steps),
-        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt), **o,
+        opt, max_lr=o.pop("max_lr", ctx.lr), total_steps=o.pop("total_steps", ctx.total_steps + 1),
+        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt), **_rest(o),
     ), "step"
 
 
 def _cosine(opt, ctx, o):
-    t_max = o.pop("T_max", None) or max(1, round(o.pop("epochs", ctx.epochs) * ctx.steps_per_epoch))
+    t_max, epochs = o.pop("T_max", None), o.pop("epochs", ctx.epochs)
+    t_max = t_max or max(1, round(epochs * ctx.steps_per_epoch))
     return lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=o.pop("eta_min", 0.0)), "step"
 
 
 def _cosine_warm_restarts(opt, ctx, o):
-    t0 = o.pop("T_0", None) or max(1, round(o.pop("t0_epochs", 1) * ctx.steps_per_epoch))
+    t0, t0_epochs = o.pop("T_0", None), o.pop("t0_epochs", 1)
+    t0 = t0 or max(1, round(t0_epochs * ctx.steps_per_epoch))
     return lr_scheduler.CosineAnnealingWarmRestarts(
         opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)), "step"
 
@@ -145,7 +160,10 @@ def build_schedule(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, *, lr: 
     except KeyError:
         raise ConfigError(f"unknown schedule {spec.name!r}; choose one of {', '.join(_BUILDERS)}") from None
     try:
-        sched, interval = builder(optimizer, _Ctx(lr, epochs, steps_per_epoch), dict(spec.options))
+        options = dict(spec.options)
+        sched, interval = builder(optimizer, _Ctx(lr, epochs, steps_per_epoch), options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"schedule {spec.describe()!r}: {e}") from None
+    if options:  # builders pop what they use: anything left is a misspelt or foreign option
+        raise ConfigError(f"schedule {spec.name!r}: unknown option(s) {', '.join(sorted(options))}")
     return BuiltSchedule(sched, interval)
