@@ -92,9 +92,14 @@ class TrainResult:
     seconds: float             # training seconds (evaluation excluded)
     eval_seconds: float
     history: list[EpochRecord]
+    initial_val: float | None = None  # the metric before any training (a diverged trial is no better)
+    # The best weights, kept in memory only when asked (`keep_best_state`); never serialised.
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("best_state")
+        return d
 
 
 EpochCallback = Callable[[EpochRecord], bool | None]
@@ -103,12 +108,15 @@ EpochCallback = Callable[[EpochRecord], bool | None]
 def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu",
           data: TaskData | None = None, data_options: DataOptions = DataOptions(),
           callback: EpochCallback | None = None, evaluate_test: bool = True,
-          progress: Callable[[EpochRecord], None] | None = None) -> TrainResult:
+          progress: Callable[[EpochRecord], None] | None = None, evaluate_initial: bool = False,
+          initial_state: dict[str, torch.Tensor] | None = None, keep_best_state: bool = False) -> TrainResult:
     """Train one configuration of `task`; return its per-epoch history and best/test metrics.
 
     `callback(record)` runs after every epoch; returning True stops the trial (pruning).
     A diverged trial (non-finite loss, or a step loss above `task.diverge_factor` x the first)
     ends after the epoch in which it diverged, with `diverged=True` and its epochs counted.
+    `initial_state` starts from given weights instead of a fresh initialisation (the
+    significant-digit exploit phase continues from the previous rate's best state).
     """
     device = resolve_device(device)
     data = data if data is not None else task.prepare(device, data_options)
@@ -116,6 +124,8 @@ def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu"
     torch.manual_seed(config.seed)
     model = task.build_model().to(device)
     model = task.prepare_model(model, device)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, **config.optimizer_kwargs)
     schedule = build_schedule(config.schedule, optimizer, lr=config.lr, epochs=config.epochs, steps_per_epoch=spe)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -130,6 +140,11 @@ def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu"
     train_seconds = eval_seconds = 0.0
     first_loss: torch.Tensor | None = None
     zero = torch.zeros((), device=device)
+    initial_val = None
+    if evaluate_initial:
+        model.eval()
+        with torch.no_grad(), autocast:
+            initial_val = float(task.evaluate(model, data.val))
 
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -201,6 +216,36 @@ def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu"
         task=task.name, lr=config.lr, optimizer=config.optimizer, schedule=config.schedule.describe(),
         seed=config.seed, epochs=steps / spe, steps=steps, best_epoch=best_epoch, best_val=best_val, test=test,
         diverged=diverged, cut=cut, stopped=stopped, seconds=train_seconds, eval_seconds=eval_seconds,
-        history=history,
+        history=history, initial_val=initial_val, best_state=best_state if keep_best_state else None,
     )
 
+
+
+def task_range_test(task: Task, data: TaskData, *, device: torch.device | str = "cpu", seed: int = 0,
+                    optimizer: str | None = None, start_lr: float = 1e-7, end_lr: float = 10.0,
+                    num_iter: int = 100, step_mode: str = "exp", **kwargs: Any):
+    """An LR range test of a task's freshly initialised model (`lrbench.lr_range_test` underneath).
+
+    Batches come from the task's own on-device training stream, so the range test costs the
+    same per step as training and is charged as training by the strategies.
+    """
+    import itertools
+
+    from lrbench.range_test import lr_range_test
+
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    model = task.prepare_model(task.build_model().to(device), device)
+    opt_name = optimizer or task.default_optimizer
+    opt_kwargs = dict(task.optimizer_kwargs) if opt_name == task.default_optimizer else {}
+    opt = build_optimizer(opt_name, model.parameters(), start_lr, **opt_kwargs)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = itertools.chain.from_iterable(task.train_batches(data, generator) for _ in itertools.count())
+    autocast = task.autocast(device)
+
+    def loss_fn(m, batch):
+        with autocast:
+            return task.loss(m, batch).float()
+
+    return lr_range_test(model, opt, batches, loss_fn=loss_fn, start_lr=start_lr, end_lr=end_lr,
+                         num_iter=num_iter, step_mode=step_mode, **kwargs)

@@ -1,4 +1,25 @@
-"""The strategy registry: every learning-rate strategy by name, with a one-line description."""
+"""The strategy registry: every learning-rate strategy by name, with a one-line description.
+
+One module per strategy; importing this package registers them all.
+"""
 from __future__ import annotations
 
-STRATEGIES: dict[str, str] = {}
+from typing import Any
+
+from lrbench.errors import ConfigError
+from lrbench.strategies import baselines, clr, cosine, grid, one_cycle, random_search, range_test, sigdigit, tpe  # noqa: F401
+from lrbench.strategies.base import REGISTRY, RunContext, Strategy
+
+STRATEGIES: dict[str, str] = {name: desc for name, (_, _, desc) in REGISTRY.items()}
+
+
+def get_strategy(name: str, **options: Any) -> Strategy:
+    """A strategy instance by registry name (variants like "tpe+hyperband" included)."""
+    try:
+        cls, preset, _ = REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}") from None
+    return cls(**{**preset, **options})
+
+
+__all__ = ["REGISTRY", "STRATEGIES", "RunContext", "Strategy", "get_strategy"]

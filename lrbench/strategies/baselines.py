@@ -1,0 +1,44 @@
+"""Baselines at a given rate: `fixed` (e.g. the hand-tuned 3e-4 for Adam), `step` decay and
+`exp` decay. Without an `lr` option they use the task's default rate."""
+from __future__ import annotations
+
+from lrbench.schedules import ScheduleSpec
+from lrbench.strategies.base import RunContext, register
+from lrbench.strategies.scheduled import ScheduledStrategy
+
+
+class _GivenRate(ScheduledStrategy):
+    def rate(self, ctx: RunContext) -> float:
+        lr = self.options["lr"]
+        return float(lr) if lr is not None else ctx.task.default_lr
+
+
+@register
+class FixedStrategy(_GivenRate):
+    name = "fixed"
+    description = "one given rate for the whole trial (default: the task's)"
+    option_defaults = {"lr": None}
+
+    def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
+        return self.rate(ctx), ScheduleSpec("constant")
+
+
+@register
+class StepStrategy(_GivenRate):
+    name = "step"
+    description = "StepLR: x gamma every step_size epochs from a given rate"
+    option_defaults = {"lr": None, "gamma": 0.1, "step_size": None}
+
+    def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
+        step = self.options["step_size"] or max(1, ctx.epochs_per_trial // 3)
+        return self.rate(ctx), ScheduleSpec("step", {"gamma": self.options["gamma"], "step_size": step})
+
+
+@register
+class ExpStrategy(_GivenRate):
+    name = "exp"
+    description = "ExponentialLR: x gamma every epoch from a given rate"
+    option_defaults = {"lr": None, "gamma": 0.9}
+
+    def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
+        return self.rate(ctx), ScheduleSpec("exponential", {"gamma": self.options["gamma"]})
