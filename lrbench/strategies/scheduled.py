@@ -54,7 +54,7 @@ class ScheduledStrategy(Strategy):
         if ctx.remaining_steps() <= 0:
             return  # the range test spent the whole budget
         lr = float(f"{lr:.6g}")
-        trial = ctx.study.ask({LR: optuna.distributions.FloatDistribution(lr, lr)})
+        trial = ctx.study.ask({LR: optuna.distributions.FloatDistribution(lr, lr, log=True)})
         try:
             result = ctx.train_trial(trial, lr, schedule=schedule, phase="train")
         except BaseException:

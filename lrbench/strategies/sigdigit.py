@@ -46,7 +46,7 @@ class SigDigitStrategy(SamplerStrategy):
             remaining = ctx.remaining_steps()
             if remaining <= 0:
                 break
-            trial = study.ask({LR: optuna.distributions.FloatDistribution(rate, rate)})
+            trial = study.ask({LR: optuna.distributions.FloatDistribution(rate, rate, log=True)})
             try:
                 result = ctx.train_trial(trial, rate, epochs=math.ceil(remaining / ctx.steps_per_epoch),
                                          phase="exploit", initial_state=state, keep_best_state=True,

@@ -1,0 +1,145 @@
+"""Every strategy on a tiny budget on real tasks: it completes, and charges exactly what it trained."""
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from lrbench.cli import main
+from lrbench.engine import task_range_test
+from lrbench.errors import ConfigError
+from lrbench.strategies import STRATEGIES, RunContext, get_strategy
+from lrbench.tasks import get_task
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+TASKS = {
+    # task options, search range, epochs per trial, budget
+    "digits": ({}, 1e-4, 1.0, 2, 6),
+    "functions": ({"function": "bowl"}, 1e-4, 0.1, 2, 6),
+}
+
+
+def make_ctx(task_name: str, seed: int = 0, budget: float | None = None, **kw) -> RunContext:
+    options, low, high, per_trial, default_budget = TASKS[task_name]
+    task = get_task(task_name, **options)
+    data = task.prepare(torch.device("cpu"))
+    study = optuna.create_study(direction=task.direction)
+    return RunContext(task, data, study, seed=seed, budget_epochs=budget or default_budget,
+                      epochs_per_trial=per_trial, low=low, high=high, **kw)
+
+
+def test_the_registry_has_every_strategy_of_the_design():
+    assert set(STRATEGIES) == {"grid", "random", "tpe", "sigdigit", "range_test", "clr", "one_cycle", "cosine",
+                               "sgdr", "step", "exp", "fixed", "tpe+median", "tpe+hyperband", "random+hyperband"}
+    assert all(STRATEGIES[name].strip() for name in STRATEGIES)
+
+
+@pytest.mark.parametrize("task_name", sorted(TASKS))
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_name):
+    ctx = make_ctx(task_name)
+    strategy = get_strategy(name, **({"num_iter": 8} if "num_iter" in get_strategy(name).options else {}))
+    strategy.run(ctx)
+    study = ctx.study
+    trials = study.get_trials(deepcopy=False)
+    assert trials, "no trial ran"
+    spe = ctx.steps_per_epoch
+    overhead = study.user_attrs.get("overhead_steps", 0)
+    if "range_test" in study.user_attrs:
+        assert overhead == study.user_attrs["range_test"]["num_steps"] > 0
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), (t.number, t.state)
+        history = t.user_attrs["history"]
+        # What a trial charged is what it trained: its step count, to the step.
+        assert t.user_attrs["steps"] == history[-1]["steps"]
+        assert t.user_attrs["epochs"] == pytest.approx(t.user_attrs["steps"] / spe)
+        assert len(t.intermediate_values) == sum(1 for r in history if r["val"] is not None)
+    spent = overhead + sum(t.user_attrs["steps"] for t in trials)
+    assert spent <= ctx.budget_steps()
+    assert ctx.spent_steps() == spent
+    if name in ("grid", "random", "tpe", "sigdigit", "tpe+median", "tpe+hyperband", "random+hyperband"):
+        assert spent == ctx.budget_steps(), "a search spends its whole budget"
+    # Resuming a finished run adds nothing.
+    strategy.run(ctx)
+    assert len(study.get_trials(deepcopy=False)) == len(trials)
+
+
+def test_a_diverged_trial_is_recorded_with_the_untrained_value_and_the_search_goes_on():
+    ctx = make_ctx("functions", budget=8)
+    get_strategy("grid", n=4).run(ctx)  # rates 1e-4 .. 0.1: SGD on the bowl diverges above 0.05
+    trials = ctx.study.get_trials(deepcopy=False)
+    diverged = [t for t in trials if t.user_attrs["diverged"]]
+    assert diverged and len(trials) == 4
+    for t in diverged:
+        assert t.state == TrialState.COMPLETE
+        assert t.value == t.user_attrs["initial_val"] == pytest.approx(88.0)  # f(2, 2), no better than untrained
+        assert t.params["lr"] > 0.05
+
+
+def test_sigdigit_search_follows_the_digit_rounds():
+    ctx = make_ctx("functions", budget=40)
+    ctx.epochs_per_trial = 1
+    get_strategy("sigdigit", decade=0.01).run(ctx)
+    lrs = [t.params["lr"] for t in ctx.study.trials if t.user_attrs["phase"] == "search"]
+    assert lrs[:9] == [0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01]
+    # The two best first-round rates on the bowl are 0.04 and 0.03: round two refines both.
+    assert lrs[9:13] == [0.044, 0.043, 0.042, 0.041]
+
+
+def test_sigdigit_exploit_chains_each_kept_rate_from_the_previous_best_state():
+    ctx = make_ctx("digits", budget=60)
+    ctx.epochs_per_trial = 1
+    get_strategy("sigdigit", decade=0.01, digits=1).run(ctx)  # one round of 9 trials, then exploit
+    study = ctx.study
+    exploit = [t for t in study.trials if t.user_attrs["phase"] == "exploit"]
+    kept = study.user_attrs["sigdigit_kept"]
+    assert len(kept) == 2 and [t.params["lr"] for t in exploit] == kept
+    first, second = exploit
+    vals = [r["val"] for r in first.user_attrs["history"]]
+    # The first rate stops at its first epoch worse than its best so far ...
+    assert vals[-1] < max(vals[:-1])
+    assert all(vals[i] >= max(vals[:i]) for i in range(1, len(vals) - 1))
+    # ... and the second starts from the first one's best state, not from scratch.
+    assert second.user_attrs["initial_val"] == pytest.approx(first.user_attrs["best_val"])
+    assert first.user_attrs["initial_val"] < 0.3  # fresh initialisation: near chance
+
+
+def test_range_test_on_digits_task_suggests_inside_the_range_and_restores_nothing_needed():
+    task = get_task("digits")
+    data = task.prepare(torch.device("cpu"))
+    result = task_range_test(task, data, start_lr=1e-5, end_lr=1.0, num_iter=40)
+    assert set(result.suggestions) == {"steepest", "minimum/10", "valley", "base_lr", "max_lr"}
+    assert all(1e-5 <= v <= 1.0 for v in result.suggestions.values())
+    assert result.suggestions["base_lr"] < result.suggestions["max_lr"]
+    diverging = task_range_test(task, data, optimizer="sgd", start_lr=1e-3, end_lr=1e4, num_iter=60)
+    assert diverging.stopped_early and diverging.num_steps < 60
+
+
+def test_range_test_cli_json_and_plot(tmp_path, capsys):
+    plot = tmp_path / "rt.png"
+    assert main(["range-test", "digits", "--start-lr", "1e-5", "--end-lr", "1", "--num-iter", "30", "--device",
+                 "cpu", "--plot", str(plot), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out["lrs"]) == len(out["losses"]) == out["num_steps"] == 30
+    assert set(out["suggestions"]) == {"steepest", "minimum/10", "valley", "base_lr", "max_lr"}
+    assert plot.stat().st_size > 1000
+
+
+def test_bad_strategy_options_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown option"):
+        get_strategy("grid", steps=3)
+    with pytest.raises(ConfigError, match="unknown pruner"):
+        get_strategy("tpe", pruner="sometimes")
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        get_strategy("bayes")
+    ctx = make_ctx("digits")
+    with pytest.raises(ConfigError, match="rule"):
+        get_strategy("range_test", rule="middle", num_iter=5).run(ctx)
+    with pytest.raises(ConfigError, match="0 < low < high"):
+        make_ctx("digits").__class__(ctx.task, ctx.data, ctx.study, low=1.0, high=0.1)
+    assert not math.isnan(ctx.spent_epochs())
