@@ -1,0 +1,430 @@
+"""Per-run numbers of a suite, computed from its Optuna storage alone (never from in-memory state).
+
+A *run* is one study named `<suite>/<task>/<strategy>/seed<k>`; its user attrs say what it was
+(budget, target, direction, metric...), its trials what it did. Cost is counted as the design
+says: the run's range-test overhead first (`overhead_epochs`, `overhead_seconds`), then every
+trial in number order with the epochs it trained (`epochs` attr, i.e. steps / steps_per_epoch,
+the same count the budget is charged with). Within a trial, the epoch records (`history`) say
+how many epochs had been trained (`epochs_done`) when each validation value was measured.
+
+- `load_trials`: one row per trial, with the run epochs spent before it (`cum_epochs_start`).
+- `load_results`: one row per run: epochs-to-target, wall-seconds-to-target, best validation
+  metric, the chosen configuration and its test metric, trial counts (the report's `runs.csv`).
+- `anytime_curves`: best validation metric so far against cumulative epochs, per run;
+  `curves_on_grid` puts many runs on a common epoch grid for median / interquartile bands.
+- `convergence_window`: the widest contiguous window of rates (in decades) whose final metric
+  meets a target (optimizer tolerance on `functions`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from lrbench.errors import ConfigError
+
+TRIAL_COLUMNS = ["task", "strategy", "seed", "number", "state", "lr", "value", "epochs", "cum_epochs_start",
+                 "diverged", "pruned", "cut", "phase", "schedule", "optimizer", "test", "seconds", "eval_seconds",
+                 "steps", "best_val", "final_val", "study"]
+RESULT_COLUMNS = ["suite", "task", "strategy", "seed", "metric", "metric_unit", "direction", "target",
+                  "budget_epochs", "status", "reached", "epochs_to_target", "wall_seconds_to_target", "best_val",
+                  "chosen_trial", "chosen_lr", "chosen_schedule", "chosen_value", "test", "total_epochs",
+                  "overhead_epochs", "n_trials", "n_complete", "n_pruned", "n_diverged", "n_failed", "n_cut",
+                  "wall_seconds", "optimizer", "device", "task_name", "strategy_name", "study"]
+CURVE_COLUMNS = ["task", "strategy", "seed", "epochs", "val", "best", "direction", "budget_epochs"]
+
+
+# --------------------------------------------------------------------------------------------- #
+# Reading the storage
+# --------------------------------------------------------------------------------------------- #
+@dataclass
+class Run:
+    """One stored run: its study's name and user attrs, and its trials in number order."""
+
+    name: str
+    attrs: dict[str, Any]
+    trials: list[FrozenTrial] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return str(self.attrs.get("task", self.name.split("/")[1] if self.name.count("/") >= 3 else ""))
+
+    @property
+    def strategy(self) -> str:
+        return str(self.attrs.get("strategy", self.name.split("/")[2] if self.name.count("/") >= 3 else ""))
+
+    @property
+    def seed(self) -> int:
+        if "seed" in self.attrs:
+            return int(self.attrs["seed"])
+        last = self.name.rsplit("/", 1)[-1]
+        return int(last[4:]) if last.startswith("seed") and last[4:].isdigit() else 0
+
+    @property
+    def direction(self) -> str:
+        return str(self.attrs.get("direction", "minimize"))
+
+    @property
+    def target(self) -> float:
+        t = self.attrs.get("target")
+        return math.nan if t is None else float(t)
+
+    @property
+    def overhead_epochs(self) -> float:
+        return float(self.attrs.get("overhead_epochs", 0.0) or 0.0)
+
+    @property
+    def overhead_seconds(self) -> float:
+        return float(self.attrs.get("overhead_seconds", 0.0) or 0.0)
+
+    def meets(self, val: float | None) -> bool:
+        return meets_target(val, self.target, self.direction)
+
+    def better(self, a: float, b: float) -> bool:
+        """a strictly better than b in this run's direction."""
+        return a < b if self.direction == "minimize" else a > b
+
+
+def meets_target(val: float | None, target: float, direction: str) -> bool:
+    """Validation `val` meets `target`: <= when minimizing, >= when maximizing (None/NaN never do)."""
+    if val is None or not math.isfinite(val) or target is None or math.isnan(target):
+        return False
+    return val <= target if direction == "minimize" else val >= target
+
+
+def worst_value(direction: str) -> float:
+    return math.inf if direction == "minimize" else -math.inf
+
+
+def _storage_from(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    if not isinstance(storage, str):
+        return storage
+    if storage.startswith("sqlite:///"):
+        path = Path(storage[len("sqlite:///"):])
+        if not path.exists():  # opening it would create an empty database
+            raise ConfigError(f"storage {storage!r}: no such file {path}; run the suite first (`lrbench run`) "
+                              "or give --storage")
+    from lrbench.harness import open_storage
+
+    return open_storage(storage)
+
+
+def load_runs(storage: str | optuna.storages.BaseStorage, suite: str) -> list[Run]:
+    """Every run of `suite` in `storage` (in the order the studies were created), trials by number."""
+    store = _storage_from(storage)
+    prefix = f"{suite}/"
+    studies = [(store.get_study_id_from_name(s.study_name), s) for s in store.get_all_studies()
+               if s.study_name.startswith(prefix)]
+    runs = []
+    for study_id, s in sorted(studies, key=lambda x: x[0]):
+        trials = sorted(store.get_all_trials(study_id, deepcopy=False), key=lambda t: t.number)
+        runs.append(Run(s.study_name, dict(s.user_attrs), trials))
+    return runs
+
+
+def _runs(storage_or_runs: Any, suite: str | None) -> list[Run]:
+    if isinstance(storage_or_runs, list):
+        return storage_or_runs
+    if suite is None:
+        raise TypeError("give the suite name with a storage")
+    return load_runs(storage_or_runs, suite)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Walking a run's cost, in the order it was spent
+# --------------------------------------------------------------------------------------------- #
+def trial_epochs(t: FrozenTrial) -> float:
+    """Epochs a trial trained (charged to the budget); 0 for an interrupted trial that stored none."""
+    return float(t.user_attrs.get("epochs", 0.0) or 0.0)
+
+
+def trial_seconds(t: FrozenTrial) -> float:
+    """Training plus evaluation seconds of a trial."""
+    return float(t.user_attrs.get("seconds", 0.0) or 0.0) + float(t.user_attrs.get("eval_seconds", 0.0) or 0.0)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One epoch record of a run, placed on the run's cumulative cost axes."""
+
+    trial: FrozenTrial
+    record: dict[str, Any]
+    epochs: float   # cumulative run epochs when `record.val` was measured (overhead included)
+    seconds: float  # cumulative training + evaluation seconds (range test included)
+
+    @property
+    def val(self) -> float | None:
+        v = self.record.get("val")
+        return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def walk(run: Run) -> Iterator[Point]:
+    """Every epoch record of `run`: overhead first, then trials in number order."""
+    epochs, seconds = run.overhead_epochs, run.overhead_seconds
+    for t in run.trials:
+        within = 0.0
+        for rec in t.user_attrs.get("history", None) or []:
+            within += float(rec.get("seconds", 0.0) or 0.0) + float(rec.get("eval_seconds", 0.0) or 0.0)
+            yield Point(t, rec, epochs + float(rec.get("epochs_done", 0.0) or 0.0), seconds + within)
+        epochs += trial_epochs(t)
+        seconds += trial_seconds(t)
+
+
+def total_epochs(run: Run) -> float:
+    return run.overhead_epochs + sum(trial_epochs(t) for t in run.trials)
+
+
+def first_reach(run: Run) -> Point | None:
+    """The first epoch record whose validation metric meets the run's target, or None."""
+    return next((p for p in walk(run) if run.meets(p.val)), None)
+
+
+def chosen_trial(run: Run) -> FrozenTrial | None:
+    """The configuration the run chose: its COMPLETE trial with the best value (earliest on ties)."""
+    best = None
+    for t in run.trials:
+        if t.state != TrialState.COMPLETE or t.value is None or not math.isfinite(t.value):
+            continue
+        if best is None or run.better(t.value, best.value):
+            best = t
+    return best
+
+
+def best_val(run: Run) -> float:
+    """Best validation metric measured within the budget (any trial, any epoch); NaN if none."""
+    best = math.nan
+    for p in walk(run):
+        if p.val is not None and (math.isnan(best) or run.better(p.val, best)):
+            best = p.val
+    return best
+
+
+def _final_val(t: FrozenTrial) -> float | None:
+    hist = t.user_attrs.get("history") or []
+    if not hist:
+        return None
+    v = hist[-1].get("val")
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Tables
+# --------------------------------------------------------------------------------------------- #
+def load_trials(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+    """One row per trial of every run of `suite` (see TRIAL_COLUMNS).
+
+    `cum_epochs_start` is the run's epochs spent before the trial: range-test overhead plus the
+    epochs of the trials numbered before it. `final_val` is the last epoch record's validation
+    metric (NaN when that epoch diverged).
+    """
+    rows = []
+    for run in _runs(storage, suite):
+        spent = run.overhead_epochs
+        for t in run.trials:
+            a = t.user_attrs
+            rows.append({
+                "task": run.task, "strategy": run.strategy, "seed": run.seed, "number": t.number,
+                "state": t.state.name, "lr": _num(t.params.get("lr")), "value": _num(t.value),
+                "epochs": trial_epochs(t), "cum_epochs_start": spent, "diverged": bool(a.get("diverged", False)),
+                "pruned": bool(a.get("pruned", t.state == TrialState.PRUNED)), "cut": bool(a.get("cut", False)),
+                "phase": a.get("phase"), "schedule": a.get("schedule"),
+                "optimizer": a.get("optimizer", run.attrs.get("optimizer")), "test": _num(a.get("test")),
+                "seconds": _num(a.get("seconds")), "eval_seconds": _num(a.get("eval_seconds")),
+                "steps": int(a.get("steps", 0) or 0), "best_val": _num(a.get("best_val")),
+                "final_val": _num(_final_val(t)), "study": run.name,
+            })
+            spent += trial_epochs(t)
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def run_result(run: Run) -> dict[str, Any]:
+    """The per-run numbers of one run (one row of `load_results`)."""
+    a = run.attrs
+    hit = first_reach(run)
+    chosen = chosen_trial(run)
+    states = [t.state for t in run.trials]
+    return {
+        "suite": a.get("suite", run.name.split("/")[0]), "task": run.task, "strategy": run.strategy,
+        "seed": run.seed, "metric": a.get("metric"), "metric_unit": a.get("metric_unit"),
+        "direction": run.direction, "target": run.target, "budget_epochs": _num(a.get("budget_epochs")),
+        "status": a.get("status", "unknown"), "reached": hit is not None,
+        "epochs_to_target": hit.epochs if hit is not None else math.inf,
+        "wall_seconds_to_target": hit.seconds if hit is not None else math.inf,
+        "best_val": best_val(run),
+        "chosen_trial": chosen.number if chosen is not None else None,
+        "chosen_lr": _num(chosen.params.get("lr")) if chosen is not None else math.nan,
+        "chosen_schedule": chosen.user_attrs.get("schedule") if chosen is not None else None,
+        "chosen_value": _num(chosen.value) if chosen is not None else math.nan,
+        "test": _num(chosen.user_attrs.get("test")) if chosen is not None else math.nan,
+        "total_epochs": total_epochs(run), "overhead_epochs": run.overhead_epochs,
+        "n_trials": len(run.trials), "n_complete": states.count(TrialState.COMPLETE),
+        "n_pruned": states.count(TrialState.PRUNED),
+        "n_diverged": sum(bool(t.user_attrs.get("diverged", False)) for t in run.trials),
+        "n_failed": states.count(TrialState.FAIL),
+        "n_cut": sum(bool(t.user_attrs.get("cut", False)) for t in run.trials),
+        "wall_seconds": _num(a.get("wall_seconds")), "optimizer": a.get("optimizer"), "device": a.get("device"),
+        "task_name": a.get("task_name"), "strategy_name": a.get("strategy_name"), "study": run.name,
+    }
+
+
+def load_results(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+    """One row per run of `suite` with every per-run number (see RESULT_COLUMNS and the module doc).
+
+    `storage` is an Optuna storage URL or storage object (or a list of `Run` from `load_runs`).
+    `epochs_to_target` / `wall_seconds_to_target` are `inf` when the target was never met;
+    `test` is the test metric of the chosen trial (the COMPLETE trial with the best value), the
+    only test number reported.
+    """
+    df = pd.DataFrame([run_result(r) for r in _runs(storage, suite)], columns=RESULT_COLUMNS)
+    return df.astype({"chosen_trial": "Int64"}) if len(df) else df
+
+
+# --------------------------------------------------------------------------------------------- #
+# Anytime curves
+# --------------------------------------------------------------------------------------------- #
+def anytime_curve(run: Run) -> pd.DataFrame:
+    """Best validation metric so far against cumulative epochs: one point per epoch record.
+
+    Columns `epochs` (cumulative, overhead included: the first point comes after it), `val` (the
+    record's validation metric, NaN if diverged) and `best` (best so far, NaN until a first
+    finite value).
+    """
+    rows, best = [], math.nan
+    for p in walk(run):
+        if p.val is not None and (math.isnan(best) or run.better(p.val, best)):
+            best = p.val
+        rows.append((p.epochs, _num(p.val), best))
+    return pd.DataFrame(rows, columns=["epochs", "val", "best"])
+
+
+def anytime_curves(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+    """`anytime_curve` of every run of `suite`, stacked (see CURVE_COLUMNS)."""
+    frames = []
+    for run in _runs(storage, suite):
+        c = anytime_curve(run)
+        c.insert(0, "task", run.task)
+        c.insert(1, "strategy", run.strategy)
+        c.insert(2, "seed", run.seed)
+        c["direction"] = run.direction
+        c["budget_epochs"] = _num(run.attrs.get("budget_epochs"))
+        frames.append(c)
+    if not frames:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default) that keeps +-inf meaningful.
+
+    Between a finite value and +inf the answer is +inf (an unreached run pulls the quantile to
+    "not reached"); numpy's arithmetic would give NaN in some of these cases.
+    """
+    v = sorted(float(x) for x in values if not (isinstance(x, float) and math.isnan(x)))
+    if not v:
+        return math.nan
+    pos = q * (len(v) - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    w = pos - lo
+    a, b = v[lo], v[hi]
+    if w == 0 or a == b:
+        return a
+    if math.isinf(a) and math.isinf(b):
+        return math.nan
+    if math.isinf(b):
+        return b
+    if math.isinf(a):
+        return a
+    return a + (b - a) * w
+
+
+def curves_on_grid(curves: pd.DataFrame, grid: Sequence[float] | int | None = None) -> pd.DataFrame:
+    """Median and interquartile range over runs (seeds) of each (task, strategy), on a common grid.
+
+    `curves` is `anytime_curves(...)`. `grid` is the epoch values to evaluate at, or a number of
+    evenly spaced points from 0 to the task's budget (default 201). A run's value at epoch g is its
+    best so far among records at or before g, carried forward after its last record; before its
+    first finite value it counts as the worst possible value (+inf when minimizing, -inf when
+    maximizing), so a band is only drawn once enough runs have a measurement. Returns columns
+    task, strategy, epochs, median, q25, q75, n_runs (non-finite quantiles are NaN).
+    """
+    out = []
+    for (task, strategy), g in curves.groupby(["task", "strategy"], sort=False):
+        direction = g["direction"].iloc[0]
+        worst = worst_value(direction)
+        if grid is None or isinstance(grid, int):
+            hi = float(np.nanmax(g["budget_epochs"])) if g["budget_epochs"].notna().any() else float(g["epochs"].max())
+            xs = np.linspace(0.0, hi, grid or 201)
+        else:
+            xs = np.asarray(grid, dtype=float)
+        per_run = []
+        for _, r in g.groupby("seed", sort=True):
+            r = r.sort_values("epochs", kind="stable")
+            e = r["epochs"].to_numpy(float)
+            b = r["best"].to_numpy(float)
+            b = np.where(np.isnan(b), worst, b)
+            idx = np.searchsorted(e, xs + 1e-9, side="right") - 1
+            per_run.append(np.where(idx >= 0, b[np.clip(idx, 0, None)], worst))
+        vals = np.array(per_run)
+        for j, x in enumerate(xs):
+            col = vals[:, j]
+            q = [quantile(col, p) for p in (0.5, 0.25, 0.75)]
+            q = [v if math.isfinite(v) else math.nan for v in q]
+            out.append((task, strategy, float(x), *q, len(col)))
+    return pd.DataFrame(out, columns=["task", "strategy", "epochs", "median", "q25", "q75", "n_runs"])
+
+
+# --------------------------------------------------------------------------------------------- #
+# Optimizer tolerance
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class ConvergenceWindow:
+    low: float      # smallest rate of the window
+    high: float     # largest rate of the window
+    n_rates: int    # distinct rates in it
+    decades: float  # log10(high) - log10(low); 0 for a single rate
+
+
+def convergence_window(lrs: Sequence[float], finals: Sequence[float | None], target: float,
+                       direction: str = "minimize") -> ConvergenceWindow | None:
+    """The longest contiguous run of rates (sorted by lr) whose final metric meets `target`.
+
+    Several values at one rate (seeds, strategies) are summarised by their median, a missing or
+    non-finite one (diverged) counting as the worst value; the rate converges when that median
+    meets the target. Among equally long runs the widest (in decades) wins. None if no rate
+    converges.
+    """
+    if len(lrs) != len(finals):
+        raise ValueError(f"convergence_window: {len(lrs)} rates but {len(finals)} final values")
+    worst = worst_value(direction)
+    by_rate: dict[float, list[float]] = {}
+    for lr, f in zip(lrs, finals):
+        if lr is None or not (float(lr) > 0):
+            continue
+        f = worst if f is None or not math.isfinite(float(f)) else float(f)
+        by_rate.setdefault(float(lr), []).append(f)
+    rates = sorted(by_rate)
+    ok = [meets_target(quantile(by_rate[r], 0.5), target, direction) for r in rates]
+    best: ConvergenceWindow | None = None
+    i = 0
+    while i < len(rates):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(rates) and ok[j + 1]:
+            j += 1
+        w = ConvergenceWindow(rates[i], rates[j], j - i + 1, math.log10(rates[j]) - math.log10(rates[i]))
+        if best is None or (w.n_rates, w.decades) > (best.n_rates, best.decades):
+            best = w
+        i = j + 1
+    return best

@@ -1,0 +1,195 @@
+"""lrbench.report: the comparison report of a real (tiny) suite run, written from its storage."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrbench.errors import ConfigError
+from lrbench.report import add_report_parser, make_report, markdown_table, rank_tests, replay_schedule
+from lrbench.results import chosen_trial, load_results, load_runs
+
+# The suite and its once-per-session run live in test_results.py (loaded by path so that this
+# works in any pytest import mode; the run itself is cached in the session's temp folder).
+_spec = importlib.util.spec_from_file_location("_lrbench_results_suite", Path(__file__).with_name("test_results.py"))
+_suite = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_suite)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory) -> str:
+    return _suite.suite_storage(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def report(storage, tmp_path_factory):
+    """The report written once through the CLI subcommand, into the default reports/<suite>/."""
+    cwd = tmp_path_factory.mktemp("report")
+    parser = argparse.ArgumentParser()
+    add_report_parser(parser.add_subparsers())
+    args = parser.parse_args(["report", "rtest", "--storage", storage])
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.chdir(cwd)
+        assert args.func(args) == 0
+    paths = [cwd / line.removeprefix("wrote ") for line in printed.getvalue().splitlines()]
+    return cwd / "reports" / "rtest" / "report.md", paths
+
+
+def _section(md_text: str, task: str) -> str:
+    start = md_text.index(f"## Task `{task}`")
+    end = md_text.find("\n## ", start + 1)
+    return md_text[start:end if end >= 0 else None]
+
+
+def _table_after(text: str, heading: str) -> list[str]:
+    """The body rows of the first Markdown table after `heading`."""
+    rest = text[text.index(heading):]
+    block = []
+    for ln in rest.splitlines()[1:]:
+        if ln.startswith("|"):
+            block.append(ln)
+        elif block:
+            break
+    assert block, f"no table after {heading!r}"
+    return block[2:]  # header and separator
+
+
+def test_report_files_exist(report, storage):
+    md, paths = report  # the paths the CLI printed
+    out = md.parent
+    assert md.name == "report.md" and md.exists() and paths[0] == md
+    assert all(p.exists() for p in paths)
+    html = (out / "report.html").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in paths} == {"report.md", "report.html", "runs.csv", *(p.name for p in pngs)}
+    names = {p.name for p in pngs}
+    for task in ("digits", "functions"):
+        for kind in ("anytime", "epochs_to_target", "lr_scatter", "range_test", "schedules"):
+            assert f"{task}_{kind}.png" in names
+    assert "functions_tolerance.png" in names and "digits_tolerance.png" not in names
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Self-contained HTML: every figure embedded, no reference to the PNG files.
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r'src="[^"]*\.png"', html)
+    text = md.read_text()
+    for p in pngs:
+        assert f"]({p.name})" in text
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(load_results(storage, "rtest"))
+    assert {"epochs_to_target", "test", "best_val", "chosen_lr", "total_epochs", "wall_seconds"} <= set(runs.columns)
+
+
+def test_strategies_table_one_row_per_strategy(report, storage):
+    text = report[0].read_text()
+    results = load_results(storage, "rtest")
+    for task in ("digits", "functions"):
+        section = _section(text, task)
+        rows = _table_after(section, "### Strategies")
+        strategies = [r.split("|")[1].strip() for r in rows]
+        assert sorted(strategies) == sorted(set(results[results.task == task].strategy))
+        for r in rows:
+            assert r.strip().endswith("| 3 |")  # seeds behind each row
+    # Units, splits, budget, seeds and the device are stated.
+    assert "fraction correct" in text and "function value" in text
+    assert "**Validation**" in text and "**Test**" in text
+    assert "Budget per run: 4 epochs" in text and "Budget per run: 6 epochs" in text
+    assert "device: cpu" in text
+
+
+def test_strategies_sorted_by_median_epochs_to_target(report, storage):
+    results = load_results(storage, "rtest")
+    section = _section(report[0].read_text(), "digits")
+    rows = _table_after(section, "### Strategies")
+    medians = []
+    for r in rows:
+        strategy = r.split("|")[1].strip()
+        medians.append(results[(results.task == "digits") & (results.strategy == strategy)]
+                       .epochs_to_target.median())
+    assert medians == sorted(medians)
+
+
+def test_summary_names_the_fewest_epochs_strategy(report, storage):
+    text = report[0].read_text()
+    rows = _table_after(text, "## Summary")
+    assert [r.split("|")[1].strip() for r in rows] == ["digits", "functions"]
+
+
+def test_rank_tests_with_three_seeds(report, storage):
+    text = report[0].read_text()
+    functions = _section(text, "functions")  # three strategies: Friedman and Wilcoxon
+    assert "Friedman test (`scipy.stats.friedmanchisquare`" in functions
+    assert "χ² =" in functions
+    assert "Pairwise Wilcoxon signed-rank tests" in functions
+    assert len(_table_after(functions, "Pairwise Wilcoxon")) == 3  # 3 pairs
+    digits = _section(text, "digits")  # two strategies: Wilcoxon only
+    assert "Friedman test: needs ≥ 3 strategies" in digits
+    assert len(_table_after(digits, "Pairwise Wilcoxon")) == 1
+
+
+def test_rank_tests_need_three_seeds(storage):
+    results = load_results(storage, "rtest")
+    few = rank_tests(results[(results.task == "functions") & (results.seed < 2)])
+    assert "needs ≥ 3 seeds" in few["reason"]
+    res = rank_tests(results[results.task == "functions"])
+    assert res["friedman"] is not None and 0 <= res["friedman"]["pvalue"] <= 1
+    # Mean ranks of 3 strategies over seeds sum to 1 + 2 + 3.
+    assert sum(res["mean_ranks"].values()) == pytest.approx(6.0)
+
+
+def test_tolerance_section_only_with_two_optimizers(report):
+    text = report[0].read_text()
+    functions = _section(text, "functions")
+    assert "### Optimizer tolerance" in functions
+    rows = _table_after(functions, "### Optimizer tolerance")
+    assert sorted(r.split("|")[1].strip() for r in rows) == ["adam", "sgd"]
+    assert "### Optimizer tolerance" not in _section(text, "digits")
+
+
+def test_replayed_schedules_match_the_recorded_rates(storage):
+    """The schedules figure rebuilds each chosen trial's torch scheduler; its end-of-epoch rates are the
+    ones the engine recorded."""
+    checked = 0
+    for run in load_runs(storage, "rtest"):
+        t = chosen_trial(run)
+        if t is None or not t.user_attrs.get("history"):
+            continue
+        spe = int(run.attrs["steps_per_epoch"])
+        x, rates = replay_schedule(t.user_attrs["schedule"], t.params["lr"], t.user_attrs["optimizer"],
+                                   epochs=int(run.attrs["epochs_per_trial"]), steps=t.user_attrs["steps"],
+                                   steps_per_epoch=spe)
+        assert len(x) == t.user_attrs["steps"] + 1
+        for rec in t.user_attrs["history"]:
+            assert rates[rec["steps"]] == pytest.approx(rec["lr"], rel=1e-9)
+        checked += 1
+    assert checked >= 10
+    # one_cycle really varies the rate.
+    x, rates = replay_schedule("one_cycle pct_start=0.3", 0.1, "adam", epochs=2, steps=20, steps_per_epoch=10)
+    assert rates.max() == pytest.approx(0.1, rel=0.05) and rates[0] < 0.01 and rates[-1] < rates[0]
+    assert 4 <= int(np.argmax(rates)) <= 7  # the peak at 30 % of the trial
+
+
+def test_missing_storage_or_suite_is_a_config_error(storage, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no such file"):
+        make_report("rtest")  # default storage runs/rtest.db does not exist
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    with pytest.raises(ConfigError, match="no run of suite 'other'"):
+        make_report("other", storage=storage)
+    from lrbench.cli import main
+
+    assert main(["report", "other", "--storage", storage]) == 2
+
+
+def test_markdown_table_escapes_and_blanks():
+    df = pd.DataFrame({"a": ["x|y", None], "b": [1.5, math.nan]})
+    assert markdown_table(df).splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1.5 |", "|  |  |"]
