@@ -96,6 +96,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_range_test(args: argparse.Namespace) -> int:
+    from lrbench.engine import resolve_device, task_range_test
+    from lrbench.tasks import DataOptions, get_task
+
+    task = get_task(args.task, **_key_values(args.task_opt, "task"))
+    if not 0 < args.start_lr < args.end_lr:
+        raise ConfigError(f"need 0 < --start-lr < --end-lr, got {args.start_lr} and {args.end_lr}")
+    if args.num_iter < 2:
+        raise ConfigError(f"--num-iter must be at least 2, got {args.num_iter}")
+    device = resolve_device(args.device)
+    data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
+    result = task_range_test(task, data, device=device, seed=args.seed, optimizer=args.optimizer,
+                             start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter,
+                             step_mode=args.step_mode)
+    if args.plot:
+        result.plot(path=args.plot, title=f"LR range test: {task.name}, {args.optimizer or task.default_optimizer}")
+    if args.json:
+        out = result.to_dict()
+        out.update(task=task.name, optimizer=args.optimizer or task.default_optimizer,
+                   epochs=result.num_steps / data.steps_per_epoch)
+        print(json.dumps(out))
+        return 0
+    print(f"{task.name}: {result.num_steps} steps ({result.num_steps / data.steps_per_epoch:.2f} epochs), "
+          f"lr {result.lrs[0]:.3g} -> {result.lrs[-1]:.3g}{' (stopped early: diverged)' if result.stopped_early else ''}")
+    for rule, lr in result.suggestions.items():
+        print(f"  {rule:11s} {lr:.3g}")
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from lrbench.harness import run_suite
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = run_suite(args.suite, storage=args.storage, workers=args.workers, device=args.device, only=args.only,
+                    progress=not args.quiet)
+    print(f"stored in {url}; report: lrbench report {args.suite}"
+          + (f" --storage {args.storage}" if args.storage else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrbench", description="Measure which way of choosing a learning rate "
                                      "reaches a target quality with the least training.")
@@ -115,7 +159,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("range-test", help="LR range test of a task: loss against a growing rate, with suggestions")
+    p.add_argument("task", help="task name (see `lrbench list`)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--num-iter", type=int, default=100, help="optimizer steps")
+    p.add_argument("--step-mode", choices=("exp", "linear"), default="exp")
+    p.add_argument("--optimizer", help="optimizer name (default: the task's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="FILE", help="save the curve with the suggestions marked (PNG)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: lrs, losses, suggestions, ...")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_range_test)
+
+    p = sub.add_parser("run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable")
+    p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    from lrbench.report import add_report_parser
+
+    add_report_parser(sub)
+
     from lrbench.bench import add_bench_parser
+
     add_bench_parser(sub)
     return parser
 
