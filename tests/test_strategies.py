@@ -69,6 +69,20 @@ def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_na
     assert len(study.get_trials(deepcopy=False)) == len(trials)
 
 
+@pytest.mark.parametrize("name", ["tpe+median", "tpe+hyperband", "random+hyperband"])
+def test_pruned_variants_prune_and_record_it(name):
+    ctx = make_ctx("digits", budget=40)
+    ctx.epochs_per_trial = 4
+    get_strategy(name).run(ctx)
+    trials = ctx.study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert len(trials) > 10 and pruned, "the pruner was consulted and stopped some trials"
+    for t in pruned:
+        assert t.user_attrs["pruned"] is True
+        assert t.user_attrs["epochs"] < 4
+    assert ctx.spent_steps() == ctx.budget_steps()
+
+
 def test_a_diverged_trial_is_recorded_with_the_untrained_value_and_the_search_goes_on():
     ctx = make_ctx("functions", budget=8)
     get_strategy("grid", n=4).run(ctx)  # rates 1e-4 .. 0.1: SGD on the bowl diverges above 0.05

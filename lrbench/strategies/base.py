@@ -117,8 +117,9 @@ class RunContext:
                 self.on_epoch(record)
             if math.isfinite(record.val):
                 trial.report(record.val, record.epoch)
-            pruned = prune and trial.should_prune()
-            worse = best is not None and self.task.is_better(best, record.val)
+            # Pruners may answer with a numpy bool, which JSON (the storage's format) refuses.
+            pruned = bool(prune and trial.should_prune())
+            worse = bool(best is not None and self.task.is_better(best, record.val))
             if best is None or self.task.is_better(record.val, best):
                 best = record.val
             return pruned or (stop_when_worse and worse)
