@@ -547,7 +547,7 @@ def fig_range_tests(info: _TaskInfo, runs: list[Run], results: pd.DataFrame):
 
 def fig_schedules(info: _TaskInfo, runs: list[Run], order: list[str]):
     """The chosen trial's schedule per strategy (lowest seed), replayed; dots: recorded rates."""
-    fig, axes = _figure(8.5, 5)
+    fig, axes = _figure(12, 5.5)  # wide: the legend spells out every schedule
     ax = axes[0, 0]
     notes, all_rates, seeds = [], [], set()
     by_strategy: dict[str, Run] = {}
@@ -587,7 +587,8 @@ def fig_schedules(info: _TaskInfo, runs: list[Run], order: list[str]):
     seed_text = ", ".join(str(s) for s in sorted(seeds))
     ax.set_title(f"{info.label}: learning rate of the chosen configurations (seed {seed_text})")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)
+    # A figure legend placed "outside" is laid out by constrained layout, title included.
+    fig.legend(*ax.get_legend_handles_labels(), fontsize="x-small", loc="outside right upper")
     return fig, notes
 
 
@@ -713,7 +714,7 @@ def write_report(suite: str, storage: str | Any | None = None, out: str | Path |
         order = list(dict.fromkeys(rt["strategy"]))
         infos[task] = _TaskInfo(task, str(first["metric"]), str(first["metric_unit"] or ""), str(first["direction"]),
                                 float(first["target"]), float(rt["budget_epochs"].max()),
-                                {s: f"C{i % 10}" for i, s in enumerate(order)}, rt["seed"].nunique())
+                                strategy_colors(order), rt["seed"].nunique())
         summaries[task] = strategy_summary(rt)
 
     doc.heading(2, "Summary")
@@ -751,6 +752,15 @@ def _summary_table(tasks: list[str], summaries: dict[str, pd.DataFrame], infos: 
                      "epochs to target, median [IQR]": fmt_median_iqr(top["ett"]) if reached else "—",
                      "success": f"{top['n_reached']}/{top['n_runs']}" if reached else "—"})
     return pd.DataFrame(rows)
+
+
+def strategy_colors(names: list) -> dict:
+    """A distinct colour per name: matplotlib's tab10 up to 10 names, tab20 beyond (a suite may
+    compare all 15 strategies, and repeated colours would make curves indistinguishable)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def _task_section(doc: _Doc, info: _TaskInfo, results: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,

@@ -22,7 +22,8 @@ class CLRStrategy(ScheduledStrategy):
         if self.options["bounds"] not in BOUND_RULES:
             raise ConfigError(f"strategy clr: unknown bounds rule {self.options['bounds']!r}; "
                               f"choose one of {', '.join(BOUND_RULES)}")
-        base_lr, max_lr = clr_bounds(self.range_test(ctx), self.options["bounds"])
+        # 3 significant digits, as the grid's rates: the stored schedule reads as written.
+        base_lr, max_lr = (float(f"{v:.3g}") for v in clr_bounds(self.range_test(ctx), self.options["bounds"]))
         opts = {"mode": self.options["mode"], "base_lr": base_lr, "max_lr": max_lr,
                 "step_size_epochs": self.options["step_size_epochs"]}
         if self.options["mode"] == "exp_range":
