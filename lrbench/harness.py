@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sys
 import time
 import warnings
@@ -155,6 +156,12 @@ def run_suite(suite: str | Path | Suite, *, storage: str | None = None, workers:
 
 
 def _worker_main(suite_path: str, url: str, device: str, only: str | None, progress: bool, index: int, n: int) -> None:
+    import torch
+
+    # Each worker gets its share of the cores: N workers x all-core OpenMP pools oversubscribe
+    # the CPU, and small models then spend most of their time waiting at OpenMP barriers
+    # (measured: the quick suite's VAE runs took up to 25x longer).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // n))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_suite(suite_path, storage=url, device=device, only=only, progress=progress, worker_index=index,
               num_workers=n)
