@@ -55,10 +55,16 @@ def _cifar_torchvision_dataset(data_root: str | None, tmp: Path, transform) -> A
         def _check_integrity(self) -> bool:
             return True
 
+        def _load_meta(self) -> None:
+            from lrbench.data import CIFAR10_CLASSES
+
+            self.classes = list(CIFAR10_CLASSES)
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
     return UncheckedCIFAR10(str(root), train=True, transform=transform)
 
 
-def baseline_epoch_seconds(task: Task, lr: float, indices: np.ndarray, device: torch.device, epochs: int,
+def baseline_epoch_seconds(task: Task, lr: float, n_train: int, device: torch.device, epochs: int,
                            data_root: str | None, num_workers: int) -> list[float]:
     """Train `task`'s model the tutorial way for `epochs` epochs; return seconds per epoch."""
     from torch.utils.data import DataLoader, Subset
@@ -77,6 +83,8 @@ def baseline_epoch_seconds(task: Task, lr: float, indices: np.ndarray, device: t
             to_batch = lambda x, y: (x.to(device), y.to(device))  # noqa: E731
         else:
             raise ValueError(f"no DataLoader baseline for task {task.name!r}")
+        # The same training examples the engine uses: the task's holdout split, first n_train.
+        indices = task.holdout(len(ds))[0][:n_train]
         loader = DataLoader(Subset(ds, indices.tolist()), batch_size=task.batch_size, shuffle=True,
                             drop_last=True, num_workers=num_workers)
         torch.manual_seed(0)
@@ -106,16 +114,6 @@ def engine_epoch_seconds(task: Task, lr: float, device: torch.device, epochs: in
     return [r.seconds for r in result.history], len(data.train)
 
 
-def _train_indices(task: Task, n_train: int) -> np.ndarray:
-    """The same training examples the engine uses: the holdout split's train part, first n."""
-    from lrbench.data import holdout_split
-
-    total = {"fmnist_vae": 60000, "cifar10": 50000}[task.name]
-    val = int(task.options["val_size"]) if task.name == "fmnist_vae" else min(int(task.options["val_size"]), total // 5)
-    tr, _ = holdout_split(total, val, seed=0)
-    return tr[:n_train]
-
-
 def run_bench(tasks: list[str], *, device: str = "auto", epochs: int = 3, train_subset: int | None = None,
               data_root: str | None = None, task_options: dict[str, Any] | None = None,
               num_workers: int = 0) -> list[dict[str, Any]]:
@@ -125,7 +123,7 @@ def run_bench(tasks: list[str], *, device: str = "auto", epochs: int = 3, train_
         task = get_task(name, **(task_options or {}).get(name, {}))
         lr = task.default_lr
         ours, n = engine_epoch_seconds(task, lr, dev, epochs, DataOptions(data_root, train_subset))
-        base = baseline_epoch_seconds(task, lr, _train_indices(task, n), dev, epochs, data_root, num_workers)
+        base = baseline_epoch_seconds(task, lr, n, dev, epochs, data_root, num_workers)
         # Skip the first (warm-up) epoch when there is more than one.
         ours_s = statistics.median(ours[1:] or ours)
         base_s = statistics.median(base[1:] or base)

@@ -50,6 +50,8 @@ FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_ENV = "LRBENCH_DATA"
 
 NUM_CLASSES = 10
+# CIFAR-10's label names in label order (batches.meta's `label_names`).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,14 @@ def test_bench_fmnist_prints_a_speedup(capsys):
     assert rows[0]["task"] == "fmnist_vae" and rows[0]["train_examples"] == 2000
     assert rows[0]["speedup"] > 0
     assert rows[0]["speedup"] == pytest.approx(rows[0]["dataloader_s_per_epoch"] / rows[0]["engine_s_per_epoch"])
+
+
+def test_bench_cifar10_baseline_reads_the_same_local_copy(capsys, cifar10_root):
+    # The local copy lacks the official md5 sums that torchvision's CIFAR10 checks.
+    code, out, err = cli(capsys, "bench", "cifar10", "--train-subset", "128", "--epochs", "1", "--device", "cpu",
+                         "--data-root", str(cifar10_root), "--task-opt", "cifar10.width=4", "cifar10.batch_size=64",
+                         "--json")
+    assert code == 0, err
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert rows[0]["task"] == "cifar10" and rows[0]["train_examples"] == 128
+    assert rows[0]["options"]["width"] == 4 and rows[0]["dataloader_s_per_epoch"] > 0

@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import nn
 
-from lrbench.data import TensorSplit, shuffled_batches, steps_per_epoch
+import numpy as np
+
+from lrbench.data import TensorSplit, holdout_split, shuffled_batches, steps_per_epoch
 from lrbench.errors import ConfigError
 from lrbench.schedules import ScheduleSpec
 
@@ -84,6 +86,10 @@ class Task(ABC):
     @abstractmethod
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         """Read, split and move the data to `device` (uncached: call `prepare`)."""
+
+    def holdout(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train, validation) indices of a training set of `n` examples: `val_size` held out, seed 0."""
+        return holdout_split(n, int(self.options["val_size"]), seed=0)
 
     def train_batches(self, data: TaskData, generator: torch.Generator) -> Iterator[Any]:
         """One epoch of training batches: slices of an on-device permutation."""

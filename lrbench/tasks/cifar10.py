@@ -100,12 +100,15 @@ class Cifar10(Task):
             return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
         x, y = arrays.train_x, torch.as_tensor(arrays.train_y)
-        val_size = min(int(self.options["val_size"]), len(x) // 5)
-        tr, va = holdout_split(len(x), val_size, seed=0)
+        tr, va = self.holdout(len(x))
         train = subset(TensorSplit(norm(x[tr]), y[tr].to(device)), data.train_subset)
         val = TensorSplit(norm(x[va]), y[va].to(device))
         test = TensorSplit(norm(arrays.test_x), torch.as_tensor(arrays.test_y).to(device))
         return TaskData(train, val, test, self.steps_per_epoch_for(train))
+
+    def holdout(self, n: int):
+        # At most a fifth of the training set, so small real-format copies (tests) still train.
+        return holdout_split(n, min(int(self.options["val_size"]), n // 5), seed=0)
 
     def train_batches(self, data: TaskData, generator: torch.Generator):
         pad = int(self.options["pad"])

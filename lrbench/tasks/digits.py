@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.data import TensorSplit, holdout_split, read_digits
+from lrbench.data import TensorSplit, read_digits
 from lrbench.tasks.base import DataOptions, Task, TaskData, subset
 
 
@@ -28,7 +28,7 @@ class Digits(Task):
         arrays = read_digits()
         x = torch.as_tensor(arrays.train_x / 16.0, dtype=torch.float32)
         y = torch.as_tensor(arrays.train_y)
-        tr, va = holdout_split(len(x), int(self.options["val_size"]), seed=0)
+        tr, va = self.holdout(len(x))
         train = subset(TensorSplit(x[tr].to(device), y[tr].to(device)), data.train_subset)
         val = TensorSplit(x[va].to(device), y[va].to(device))
         test = TensorSplit(torch.as_tensor(arrays.test_x / 16.0, dtype=torch.float32).to(device),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.data import TensorSplit, holdout_split, ordered_batches, read_fashion_mnist
+from lrbench.data import TensorSplit, ordered_batches, read_fashion_mnist
 from lrbench.tasks.base import DataOptions, Task, TaskData, subset
 
 CALIBRATION = ""
@@ -62,7 +62,7 @@ class FashionMnistVAE(Task):
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_fashion_mnist(data.data_root, download=data.download)
         x = torch.as_tensor(arrays.train_x.reshape(len(arrays.train_x), 784))
-        tr, va = holdout_split(len(x), int(self.options["val_size"]), seed=0)
+        tr, va = self.holdout(len(x))
         # uint8 -> float on the device, once: the whole set lives there (188 MB as float32).
         to_float = lambda t: t.to(device).float().div_(255.0)  # noqa: E731
         train = subset(TensorSplit(to_float(x[tr]), None), data.train_subset)
