@@ -133,8 +133,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lrbench.harness import run_suite
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not 0 <= args.worker_index < args.num_workers:
+        raise ConfigError(f"--worker-index must be in 0..{args.num_workers - 1}, got {args.worker_index}")
     url = run_suite(args.suite, storage=args.storage, workers=args.workers, device=args.device, only=args.only,
-                    progress=not args.quiet)
+                    progress=not args.quiet, worker_index=args.worker_index, num_workers=args.num_workers)
     print(f"stored in {url}; report: lrbench report {args.suite}"
           + (f" --storage {args.storage}" if args.storage else ""))
     return 0
@@ -179,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--num-workers", type=int, default=1, metavar="N",
+                   help="with --worker-index: this machine runs every N-th run of the suite (one shared --storage)")
+    p.add_argument("--worker-index", type=int, default=0, metavar="K", help="this machine's share: runs K, K+N, ...")
     p.set_defaults(func=cmd_run)
 
     from lrbench.report import add_report_parser

@@ -121,14 +121,22 @@ def run_one(run: RunSpec, storage: optuna.storages.BaseStorage, *, device: str =
 
 def run_suite(suite: str | Path | Suite, *, storage: str | None = None, workers: int = 1, device: str = "auto",
               only: str | None = None, progress: bool = True, worker_index: int = 0, num_workers: int = 1) -> str:
-    """Run every run of `suite` into `storage` (default `runs/<suite>.db`); return the storage URL."""
+    """Run every run of `suite` into `storage` (default `runs/<suite>.db`); return the storage URL.
+
+    `workers` processes on this machine split the runs; `worker_index`/`num_workers` take one
+    share of them, for several machines on one shared storage (e.g. PostgreSQL).
+    """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     url = storage or default_storage_url(suite.name)
     runs = suite.runs(only)  # validates --only before anything is written
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     open_storage(url)  # a bad URL fails here, once, with a clear message
+    if num_workers < 1 or not 0 <= worker_index < num_workers:
+        raise ConfigError(f"worker {worker_index} of {num_workers}: need 0 <= worker index < number of workers")
     if workers > 1:
+        if num_workers > 1:
+            raise ConfigError("--workers and --num-workers do not combine: start one process per share instead")
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=_worker_main, args=(str(suite.path), url, device, only, progress, i, workers))
                  for i in range(workers)]

@@ -209,3 +209,15 @@ def test_a_missing_suite_names_where_it_looked(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "nosuch", "--quiet"]) == 2
     assert "no suite named 'nosuch'" in capsys.readouterr().err
+
+
+def test_shares_of_a_suite_together_store_what_one_process_does(tiny_run, tmp_path, capsys):
+    suite, url = tiny_run
+    url2 = f"sqlite:///{tmp_path / 'shares.db'}"
+    for k in (0, 1, 2):
+        assert main(["run", str(suite), "--storage", url2, "--only", "bowl/*", "--quiet", "--device", "cpu",
+                     "--num-workers", "3", "--worker-index", str(k)]) == 0
+    ref = {k: v for k, v in trials_by_study(url).items() if k.startswith("tiny/bowl/")}
+    assert trials_by_study(url2) == ref
+    assert main(["run", str(suite), "--storage", url2, "--num-workers", "3", "--worker-index", "3", "--quiet"]) == 2
+    assert "--worker-index must be in 0..2" in capsys.readouterr().err
