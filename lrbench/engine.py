@@ -56,6 +56,8 @@ class TrainConfig:
         kwargs.update(optimizer_kwargs)
         if epochs is not None and epochs <= 0:
             raise ConfigError(f"epochs must be positive, got {epochs}")
+        if lr is not None and not lr > 0:  # checked here so the CLI fails before it starts anything
+            raise ConfigError(f"learning rate must be positive, got {lr!r}")
         return cls(lr=task.default_lr if lr is None else lr, epochs=epochs or task.default_epochs,
                    optimizer=opt, optimizer_kwargs=kwargs,
                    schedule=task.default_schedule if schedule is None else schedule,
