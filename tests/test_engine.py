@@ -37,7 +37,7 @@ def fmnist():
     d = data.FASHION_MNIST_DEBIAN_DIR
     if not all((d / f"{n}.gz").is_file() or (d / n).is_file() for n in FASHION_FILES):
         pytest.skip(f"Fashion-MNIST not installed in {d}")
-    task = get_task("fmnist_vae", val_size=2000)
+    task = get_task("fmnist_vae", val_size=2000, hidden=512)
     return task, task.prepare(CPU, DataOptions(train_subset=10000))
 
 

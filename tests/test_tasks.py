@@ -19,7 +19,7 @@ FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 # The Fashion-MNIST subset the fast tests train on: 10,000 training images (of the 58,000 left
 # after holding out 2,000 for validation), full model, batch 64 (156 steps per epoch).
-FMNIST_OPTIONS = {"val_size": 2000}
+FMNIST_OPTIONS = {"val_size": 2000, "hidden": 512}  # the width these ranges were measured at
 FMNIST_DATA = DataOptions(train_subset=10000)
 
 

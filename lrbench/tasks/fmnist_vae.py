@@ -6,8 +6,22 @@ of `hidden` units, the decoder mirrors it. Validation: 10,000 of the 60,000 trai
 held out with seed 0; the noise of the validation ELBO comes from a fixed generator so the same
 weights always give the same number.
 
-Calibration (design.md asks that a good fixed rate reach NLL 235 in roughly 50-100 epochs):
-see CALIBRATION below; filled in from the measured runs.
+Calibration. design.md asks for details with which a good fixed rate reaches the target NLL 235
+on the validation split in roughly 50-100 epochs. Measured on a 2-core CPU (Adam, fixed rate,
+one latent sample, the validation ELBO as above; best validation NLL in nats/image):
+
+    2 x 500, batch 64, lr 5e-4:   237.39 @ 26, 236.36 @ 45, 235.91 @ 62, plateau 235.72 (@ 88-100)
+    2 x 512, batch 128, lr 1e-3:  236.97 @ 45, 236.80 @ 52 (stopped)
+    3 x 512, batch 32, lr 3e-4:   238.89 @ 31 (behind 2 x 500 at the same epoch; stopped)
+    2 x 1024, batch 64, lr 5e-4:  236.73 @ 26, 235.96 @ 40, 235.47 @ 55, 235.33 @ 70 (run continuing)
+
+Width is what helps: training and validation losses stay level (the model underfits), and
+2 x 1024 runs about 20 epochs ahead of 2 x 500. It is the default. Still, no fixed rate measured
+here reached 235 within 100 epochs. The target stays 235 as design.md sets it (whether a
+schedule gets there is what the benchmark measures), and a wider sweep on a GPU (hidden
+1024-2048, 2-3 layers, rates 3e-4..2e-3) is the open calibration step. The runs above used a
+standalone script of the same model and loss (its own 10,000-image holdout, seed 0); with
+lrbench: `lrbench train fmnist_vae --lr 5e-4 --epochs 100`.
 """
 from __future__ import annotations
 
@@ -17,8 +31,6 @@ from torch import nn
 
 from lrbench.data import TensorSplit, ordered_batches, read_fashion_mnist
 from lrbench.tasks.base import DataOptions, Task, TaskData, subset
-
-CALIBRATION = ""
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -53,11 +65,11 @@ class FashionMnistVAE(Task):
     direction = "minimize"
     default_target = 235.0
     default_optimizer = "adam"
-    default_lr = 1e-3
+    default_lr = 5e-4
     default_epochs = 100
     batch_size = 64
     diverge_factor = 4.0
-    option_defaults = {"hidden": 512, "layers": 2, "z_dim": 10, "batch_size": 64, "val_size": 10000}
+    option_defaults = {"hidden": 1024, "layers": 2, "z_dim": 10, "batch_size": 64, "val_size": 10000}
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_fashion_mnist(data.data_root, download=data.download)
