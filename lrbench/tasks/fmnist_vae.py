@@ -10,10 +10,12 @@ Calibration. design.md asks for details with which a good fixed rate reaches the
 on the validation split in roughly 50-100 epochs. Measured on a 2-core CPU (Adam, fixed rate,
 one latent sample, the validation ELBO as above; best validation NLL in nats/image):
 
-    2 x 500, batch 64, lr 5e-4:   237.39 @ 26, 236.36 @ 45, 235.91 @ 62, plateau 235.72 (@ 88-100)
+    2 x 500, batch 64, lr 5e-4:   237.39 @ 26, 236.36 @ 45, 235.91 @ 62, best 235.72 @ 88 (stopped @ 92)
     2 x 512, batch 128, lr 1e-3:  236.97 @ 45, 236.80 @ 52 (stopped)
     3 x 512, batch 32, lr 3e-4:   238.89 @ 31 (behind 2 x 500 at the same epoch; stopped)
-    2 x 1024, batch 64, lr 5e-4:  236.73 @ 26, 235.96 @ 40, 235.47 @ 55, 235.33 @ 70 (run continuing)
+    2 x 1024, batch 64, lr 5e-4:  238.05 @ 18, 236.36 @ 30, 235.96 @ 40, 235.47 @ 60, best 235.33 @ 70,
+                                  flat to 100 (235.33)
+    2 x 1024, batch 64, lr 1e-3:  237.59 @ 22 (behind 5e-4 at the same epoch)
 
 Width is what helps: training and validation losses stay level (the model underfits), and
 2 x 1024 runs about 20 epochs ahead of 2 x 500. It is the default. Still, no fixed rate measured
