@@ -145,6 +145,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrbench", description="Measure which way of choosing a learning rate "
                                      "reaches a target quality with the least training.")
+    from lrbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"lrbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("list", help="list tasks, strategies, optimizers and schedules")
