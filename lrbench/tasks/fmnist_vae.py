@@ -15,7 +15,7 @@ one latent sample, the validation ELBO as above; best validation NLL in nats/ima
     3 x 512, batch 32, lr 3e-4:   238.89 @ 31 (behind 2 x 500 at the same epoch; stopped)
     2 x 1024, batch 64, lr 5e-4:  238.05 @ 18, 236.36 @ 30, 235.96 @ 40, 235.47 @ 60, best 235.33 @ 70,
                                   flat to 100 (235.33)
-    2 x 1024, batch 64, lr 1e-3:  237.59 @ 22 (behind 5e-4 at the same epoch)
+    2 x 1024, batch 64, lr 1e-3:  237.59 @ 22, 237.20 @ 34 (behind 5e-4 at both epochs; stopped)
 
 Width is what helps: training and validation losses stay level (the model underfits), and
 2 x 1024 runs about 20 epochs ahead of 2 x 500. It is the default. Still, no fixed rate measured
