@@ -22,9 +22,6 @@ class SigDigitStrategy(SamplerStrategy):
         return SignificantDigitSampler(param_name=LR, k=int(self.options["k"]), digits=int(self.options["digits"]),
                                        decade=self.options["decade"], seed=self.trial_seed(ctx, n_finished))
 
-    def search_trials(self, ctx: RunContext) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in ctx.study.get_trials(deepcopy=False) if t.user_attrs.get("phase", "search") == "search"]
-
     def search_finished(self, ctx: RunContext) -> bool:
         return "sigdigit_kept" in ctx.study.user_attrs or self.sampler_for(ctx, 0).is_exhausted(ctx.study)
 
