@@ -123,12 +123,9 @@ def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu"
     device = resolve_device(device)
     data = data if data is not None else task.prepare(device, data_options)
     spe = data.steps_per_epoch
-    torch.manual_seed(config.seed)
-    model = task.build_model().to(device)
-    model = task.prepare_model(model, device)
+    model, optimizer = _fresh_model_and_optimizer(task, config, device)
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, **config.optimizer_kwargs)
     schedule = build_schedule(config.schedule, optimizer, lr=config.lr, epochs=config.epochs, steps_per_epoch=spe)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     autocast = task.autocast(device)
@@ -223,6 +220,14 @@ def train(task: Task, config: TrainConfig, *, device: torch.device | str = "cpu"
 
 
 
+def _fresh_model_and_optimizer(task: Task, config: TrainConfig,
+                               device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The task's model initialised from the config's seed, on the device, and its optimizer."""
+    torch.manual_seed(config.seed)
+    model = task.prepare_model(task.build_model().to(device), device)
+    return model, build_optimizer(config.optimizer, model.parameters(), config.lr, **config.optimizer_kwargs)
+
+
 def task_range_test(task: Task, data: TaskData, *, device: torch.device | str = "cpu", seed: int = 0,
                     optimizer: str | None = None, start_lr: float = 1e-7, end_lr: float = 10.0,
                     num_iter: int = 100, step_mode: str = "exp", **kwargs: Any):
@@ -236,11 +241,8 @@ def task_range_test(task: Task, data: TaskData, *, device: torch.device | str = 
     from lrbench.range_test import lr_range_test
 
     device = resolve_device(device)
-    torch.manual_seed(seed)
-    model = task.prepare_model(task.build_model().to(device), device)
-    opt_name = optimizer or task.default_optimizer
-    opt_kwargs = dict(task.optimizer_kwargs) if opt_name == task.default_optimizer else {}
-    opt = build_optimizer(opt_name, model.parameters(), start_lr, **opt_kwargs)
+    model, opt = _fresh_model_and_optimizer(task, TrainConfig.for_task(task, start_lr, optimizer=optimizer, seed=seed),
+                                            device)
     generator = torch.Generator(device=device).manual_seed(seed)
     batches = itertools.chain.from_iterable(task.train_batches(data, generator) for _ in itertools.count())
     autocast = task.autocast(device)
