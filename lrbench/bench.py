@@ -9,7 +9,6 @@ excluded, taken after a warm-up epoch.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -139,38 +138,3 @@ def _device_name(dev: torch.device) -> str:
     import platform
 
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    import json
-
-    from lrbench.cli import _key_values
-
-    # `cifar10.width=16` applies to one task, `width=16` to every task timed.
-    opts: dict[str, dict[str, Any]] = {t: {} for t in args.tasks}
-    for key, value in _key_values(args.task_opt, "task").items():
-        task, _, option = key.rpartition(".")
-        for t in ([task] if task else args.tasks):
-            opts.setdefault(t, {})[option] = value
-    rows = run_bench(args.tasks, device=args.device, epochs=args.epochs, train_subset=args.train_subset,
-                     data_root=args.data_root, task_options=opts, num_workers=args.num_workers)
-    for r in rows:
-        print(f"{r['task']:11s} {r['device_name']}: {r['train_examples']} training examples, "
-              f"engine {r['engine_s_per_epoch']:.3f} s/epoch, DataLoader baseline "
-              f"{r['dataloader_s_per_epoch']:.3f} s/epoch, speed-up x{r['speedup']:.1f}")
-    if args.json:
-        print(json.dumps(rows))
-    return 0
-
-
-def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time the engine's epochs against a plain DataLoader baseline")
-    p.add_argument("tasks", nargs="*", default=["fmnist_vae", "cifar10"], help="tasks to time (default both)")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per side; the first is a warm-up")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for the baseline")
-    p.add_argument("--json", action="store_true", help="also print the rows as JSON")
-    from lrbench.cli import _add_data_args
-
-    _add_data_args(p)
-    p.set_defaults(func=cmd_bench)
-    p.epilog = "Task options for one task only: --task-opt cifar10.width=16"

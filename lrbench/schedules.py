@@ -27,16 +27,22 @@ class ScheduleSpec:
         """`["cyclic", "mode=triangular2", "base_lr=1e-4"]` -> ScheduleSpec (values parsed as numbers when they are)."""
         if not words:
             return cls()
-        opts: dict[str, Any] = {}
-        for w in words[1:]:
-            key, sep, value = w.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"schedule option {w!r} is not KEY=VALUE")
-            opts[key] = _number_or_str(value)
-        return cls(words[0], opts)
+        return cls(words[0], parse_options(words[1:], "schedule"))
 
     def describe(self) -> str:
         return " ".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
+
+
+def parse_options(words: list[str] | tuple[str, ...] | None, what: str = "option") -> dict[str, Any]:
+    """`["mode=triangular2", "base_lr=1e-4"]` -> {"mode": "triangular2", "base_lr": 0.0001}: numbers and
+    true/false parsed, anything else kept as a string (command-line schedule and task options)."""
+    opts: dict[str, Any] = {}
+    for w in words or ():
+        key, sep, value = w.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} option {w!r} is not KEY=VALUE")
+        opts[key] = _number_or_str(value)
+    return opts
 
 
 def _number_or_str(value: str) -> Any:
