@@ -10,6 +10,7 @@ The parts users import into their own work:
 Names are imported on first use, so `import lrbench` for the sampler alone does not pay for
 torch, pandas or matplotlib.
 """
+
 from __future__ import annotations
 
 import importlib

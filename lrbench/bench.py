@@ -7,6 +7,7 @@ the same model class with the same optimizer and batch size on the same training
 only the data path and the loop differ. Times are training seconds per epoch, evaluation
 excluded, taken after a warm-up epoch.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -31,12 +32,17 @@ def _fmnist_torchvision_dataset(data_root: str | None, tmp: Path, transform) -> 
     arrays = read_fashion_mnist(data_root)  # validates the files and finds them
     raw = tmp / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for prefix, x, y in (("train", arrays.train_x, arrays.train_y), ("t10k", arrays.test_x, arrays.test_y)):
+    for prefix, x, y in (
+        ("train", arrays.train_x, arrays.train_y),
+        ("t10k", arrays.test_x, arrays.test_y),
+    ):
         # IDX headers: magic, count, (rows, cols); big-endian int32.
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            np.array([2051, len(x), 28, 28], ">i4").tobytes() + x.astype(np.uint8).tobytes())
+            np.array([2051, len(x), 28, 28], ">i4").tobytes() + x.astype(np.uint8).tobytes()
+        )
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            np.array([2049, len(y)], ">i4").tobytes() + y.astype(np.uint8).tobytes())
+            np.array([2049, len(y)], ">i4").tobytes() + y.astype(np.uint8).tobytes()
+        )
     return datasets.FashionMNIST(str(tmp), train=True, transform=transform)
 
 
@@ -46,8 +52,11 @@ def _cifar_torchvision_dataset(data_root: str | None, tmp: Path, transform) -> A
     read_cifar10(data_root)  # validates, and raises the clear not-found message
     from lrbench.data import search_roots
 
-    root = next(r for r in search_roots(data_root, [Path.home() / ".cache/lrbench"])
-                if (r / "cifar-10-batches-py" / "data_batch_1").exists())
+    root = next(
+        r
+        for r in search_roots(data_root, [Path.home() / ".cache/lrbench"])
+        if (r / "cifar-10-batches-py" / "data_batch_1").exists()
+    )
 
     class UncheckedCIFAR10(datasets.CIFAR10):
         # The local JPEG-derived copy lacks the official md5 sums; the reading code is torchvision's.
@@ -63,8 +72,15 @@ def _cifar_torchvision_dataset(data_root: str | None, tmp: Path, transform) -> A
     return UncheckedCIFAR10(str(root), train=True, transform=transform)
 
 
-def baseline_epoch_seconds(task: Task, lr: float, n_train: int, device: torch.device, epochs: int,
-                           data_root: str | None, num_workers: int) -> list[float]:
+def baseline_epoch_seconds(
+    task: Task,
+    lr: float,
+    n_train: int,
+    device: torch.device,
+    epochs: int,
+    data_root: str | None,
+    num_workers: int,
+) -> list[float]:
     """Train `task`'s model the tutorial way for `epochs` epochs; return seconds per epoch."""
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms as T
@@ -76,19 +92,32 @@ def baseline_epoch_seconds(task: Task, lr: float, n_train: int, device: torch.de
         elif task.name == "cifar10":
             from lrbench.tasks.cifar10 import MEAN, STD
 
-            tf = T.Compose([T.RandomCrop(32, padding=int(task.options["pad"]), padding_mode="reflect"),
-                            T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+            tf = T.Compose(
+                [
+                    T.RandomCrop(32, padding=int(task.options["pad"]), padding_mode="reflect"),
+                    T.RandomHorizontalFlip(),
+                    T.ToTensor(),
+                    T.Normalize(MEAN, STD),
+                ]
+            )
             ds = _cifar_torchvision_dataset(data_root, Path(tmp), tf)
             to_batch = lambda x, y: (x.to(device), y.to(device))  # noqa: E731
         else:
             raise ValueError(f"no DataLoader baseline for task {task.name!r}")
         # The same training examples the engine uses: the task's holdout split, first n_train.
         indices = task.holdout(len(ds))[0][:n_train]
-        loader = DataLoader(Subset(ds, indices.tolist()), batch_size=task.batch_size, shuffle=True,
-                            drop_last=True, num_workers=num_workers)
+        loader = DataLoader(
+            Subset(ds, indices.tolist()),
+            batch_size=task.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=num_workers,
+        )
         torch.manual_seed(0)
         model = task.build_model().to(device)
-        opt = build_optimizer(task.default_optimizer, model.parameters(), lr, **task.optimizer_kwargs)
+        opt = build_optimizer(
+            task.default_optimizer, model.parameters(), lr, **task.optimizer_kwargs
+        )
         times = []
         for _ in range(epochs):
             model.train()
@@ -106,16 +135,25 @@ def baseline_epoch_seconds(task: Task, lr: float, n_train: int, device: torch.de
         return times
 
 
-def engine_epoch_seconds(task: Task, lr: float, device: torch.device, epochs: int, data_options: DataOptions) -> tuple[list[float], int]:
+def engine_epoch_seconds(
+    task: Task, lr: float, device: torch.device, epochs: int, data_options: DataOptions
+) -> tuple[list[float], int]:
     data = task.prepare(device, data_options)
     config = TrainConfig.for_task(task, lr, epochs=epochs)
     result = train(task, config, device=device, data=data, evaluate_test=False)
     return [r.seconds for r in result.history], len(data.train)
 
 
-def run_bench(tasks: list[str], *, device: str = "auto", epochs: int = 3, train_subset: int | None = None,
-              data_root: str | None = None, task_options: dict[str, Any] | None = None,
-              num_workers: int = 0) -> list[dict[str, Any]]:
+def run_bench(
+    tasks: list[str],
+    *,
+    device: str = "auto",
+    epochs: int = 3,
+    train_subset: int | None = None,
+    data_root: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    num_workers: int = 0,
+) -> list[dict[str, Any]]:
     dev = resolve_device(device)
     rows = []
     for name in tasks:
@@ -126,9 +164,19 @@ def run_bench(tasks: list[str], *, device: str = "auto", epochs: int = 3, train_
         # Skip the first (warm-up) epoch when there is more than one.
         ours_s = statistics.median(ours[1:] or ours)
         base_s = statistics.median(base[1:] or base)
-        rows.append({"task": name, "device": str(dev), "device_name": _device_name(dev), "train_examples": n,
-                     "epochs_timed": max(1, epochs - 1), "engine_s_per_epoch": ours_s,
-                     "dataloader_s_per_epoch": base_s, "speedup": base_s / ours_s, "options": dict(task.options)})
+        rows.append(
+            {
+                "task": name,
+                "device": str(dev),
+                "device_name": _device_name(dev),
+                "train_examples": n,
+                "epochs_timed": max(1, epochs - 1),
+                "engine_s_per_epoch": ours_s,
+                "dataloader_s_per_epoch": base_s,
+                "speedup": base_s / ours_s,
+                "options": dict(task.options),
+            }
+        )
     return rows
 
 

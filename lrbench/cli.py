@@ -1,11 +1,13 @@
 """The `lrbench` command line. Each subcommand is a thin layer over the Python API."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lrbench.errors import ConfigError, LrbenchError
 from lrbench.schedules import parse_options
@@ -13,10 +15,21 @@ from lrbench.schedules import parse_options
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--data-root", help="folder holding the dataset (else $LRBENCH_DATA, then the system folders)")
-    p.add_argument("--download", action="store_true", help="fetch the dataset through torchvision (needs internet)")
-    p.add_argument("--train-subset", type=int, metavar="N", help="train on the first N training examples only")
-    p.add_argument("--task-opt", nargs="+", metavar="KEY=VALUE", help="task options, e.g. width=8 hidden=256")
+    p.add_argument(
+        "--data-root",
+        help="folder holding the dataset (else $LRBENCH_DATA, then the system folders)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the dataset through torchvision (needs internet)",
+    )
+    p.add_argument(
+        "--train-subset", type=int, metavar="N", help="train on the first N training examples only"
+    )
+    p.add_argument(
+        "--task-opt", nargs="+", metavar="KEY=VALUE", help="task options, e.g. width=8 hidden=256"
+    )
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -59,19 +72,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
     device = resolve_device(args.device)
-    config = TrainConfig.for_task(task, args.lr, epochs=args.epochs, optimizer=args.optimizer,
-                                  schedule=ScheduleSpec.parse(args.schedule) if args.schedule else None,
-                                  seed=args.seed)
+    config = TrainConfig.for_task(
+        task,
+        args.lr,
+        epochs=args.epochs,
+        optimizer=args.optimizer,
+        schedule=ScheduleSpec.parse(args.schedule) if args.schedule else None,
+        seed=args.seed,
+    )
     data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
-    bar = None if args.json else tqdm(total=config.epochs, desc=f"{task.name} lr={config.lr:g}", unit="epoch",
-                                      file=sys.stderr, leave=False)
+    bar = (
+        None
+        if args.json
+        else tqdm(
+            total=config.epochs,
+            desc=f"{task.name} lr={config.lr:g}",
+            unit="epoch",
+            file=sys.stderr,
+            leave=False,
+        )
+    )
 
     def show(r) -> None:
         if bar is None:
             return
         bar.update(1)
-        bar.write(f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}  "
-                  f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)")
+        bar.write(
+            f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}  "
+            f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
+        )
 
     result = train(task, config, device=device, data=data, progress=show)
     if bar is not None:
@@ -82,12 +111,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(out, allow_nan=True))
         return 0
     if result.diverged:
-        print(f"diverged at epoch {len(result.history)} (lr {config.lr:g}); {result.epochs:g} epochs counted")
+        print(
+            f"diverged at epoch {len(result.history)} (lr {config.lr:g}); {result.epochs:g} epochs counted"
+        )
     if result.best_epoch is not None:
-        print(f"best epoch {result.best_epoch}: val {task.metric} {_fmt(result.best_val)}; "
-              f"test {task.metric} of that state {_fmt(result.test)} ({task.metric_unit})")
-    print(f"{result.epochs:g} epochs, {result.steps} steps, {result.seconds:.1f}s training "
-          f"+ {result.eval_seconds:.1f}s evaluation on {device}")
+        print(
+            f"best epoch {result.best_epoch}: val {task.metric} {_fmt(result.best_val)}; "
+            f"test {task.metric} of that state {_fmt(result.test)} ({task.metric_unit})"
+        )
+    print(
+        f"{result.epochs:g} epochs, {result.steps} steps, {result.seconds:.1f}s training "
+        f"+ {result.eval_seconds:.1f}s evaluation on {device}"
+    )
     return 0
 
 
@@ -102,19 +137,36 @@ def cmd_range_test(args: argparse.Namespace) -> int:
         raise ConfigError(f"--num-iter must be at least 2, got {args.num_iter}")
     device = resolve_device(args.device)
     data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
-    result = task_range_test(task, data, device=device, seed=args.seed, optimizer=args.optimizer,
-                             start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter,
-                             step_mode=args.step_mode)
+    result = task_range_test(
+        task,
+        data,
+        device=device,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        num_iter=args.num_iter,
+        step_mode=args.step_mode,
+    )
     if args.plot:
-        result.plot(path=args.plot, title=f"LR range test: {task.name}, {args.optimizer or task.default_optimizer}")
+        result.plot(
+            path=args.plot,
+            title=f"LR range test: {task.name}, {args.optimizer or task.default_optimizer}",
+        )
     if args.json:
         out = result.to_dict()
-        out.update(task=task.name, optimizer=args.optimizer or task.default_optimizer,
-                   epochs=result.num_steps / data.steps_per_epoch)
+        out.update(
+            task=task.name,
+            optimizer=args.optimizer or task.default_optimizer,
+            epochs=result.num_steps / data.steps_per_epoch,
+        )
         print(json.dumps(out))
         return 0
-    print(f"{task.name}: {result.num_steps} steps ({result.num_steps / data.steps_per_epoch:.2f} epochs), "
-          f"lr {result.lrs[0]:.3g} -> {result.lrs[-1]:.3g}{' (stopped early: diverged)' if result.stopped_early else ''}")
+    print(
+        f"{task.name}: {result.num_steps} steps ({result.num_steps / data.steps_per_epoch:.2f} epochs), "
+        f"lr {result.lrs[0]:.3g} -> {result.lrs[-1]:.3g}"
+        f"{' (stopped early: diverged)' if result.stopped_early else ''}"
+    )
     for rule, lr in result.suggestions.items():
         print(f"  {rule:11s} {lr:.3g}")
     if args.plot:
@@ -129,11 +181,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not 0 <= args.worker_index < args.num_workers:
-        raise ConfigError(f"--worker-index must be in 0..{args.num_workers - 1}, got {args.worker_index}")
-    url = run_suite(args.suite, storage=args.storage, workers=args.workers, device=args.device, only=args.only,
-                    progress=not args.quiet, worker_index=args.worker_index, num_workers=args.num_workers)
-    print(f"stored in {url}; report: lrbench report {args.suite}"
-          + (f" --storage {args.storage}" if args.storage else ""))
+        raise ConfigError(
+            f"--worker-index must be in 0..{args.num_workers - 1}, got {args.worker_index}"
+        )
+    url = run_suite(
+        args.suite,
+        storage=args.storage,
+        workers=args.workers,
+        device=args.device,
+        only=args.only,
+        progress=not args.quiet,
+        worker_index=args.worker_index,
+        num_workers=args.num_workers,
+    )
+    print(
+        f"stored in {url}; report: lrbench report {args.suite}"
+        + (f" --storage {args.storage}" if args.storage else "")
+    )
     return 0
 
 
@@ -144,24 +208,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     opts: dict[str, dict[str, Any]] = {t: {} for t in args.tasks}
     for key, value in parse_options(args.task_opt, "task").items():
         task, _, option = key.rpartition(".")
-        for t in ([task] if task else args.tasks):
+        for t in [task] if task else args.tasks:
             opts.setdefault(t, {})[option] = value
-    rows = run_bench(args.tasks, device=args.device, epochs=args.epochs, train_subset=args.train_subset,
-                     data_root=args.data_root, task_options=opts, num_workers=args.num_workers)
+    rows = run_bench(
+        args.tasks,
+        device=args.device,
+        epochs=args.epochs,
+        train_subset=args.train_subset,
+        data_root=args.data_root,
+        task_options=opts,
+        num_workers=args.num_workers,
+    )
     for r in rows:
-        print(f"{r['task']:11s} {r['device_name']}: {r['train_examples']} training examples, "
-              f"engine {r['engine_s_per_epoch']:.3f} s/epoch, DataLoader baseline "
-              f"{r['dataloader_s_per_epoch']:.3f} s/epoch, speed-up x{r['speedup']:.1f}")
+        print(
+            f"{r['task']:11s} {r['device_name']}: {r['train_examples']} training examples, "
+            f"engine {r['engine_s_per_epoch']:.3f} s/epoch, DataLoader baseline "
+            f"{r['dataloader_s_per_epoch']:.3f} s/epoch, speed-up x{r['speedup']:.1f}"
+        )
     if args.json:
         print(json.dumps(rows))
     return 0
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time the engine's epochs against a plain DataLoader baseline")
-    p.add_argument("tasks", nargs="*", default=["fmnist_vae", "cifar10"], help="tasks to time (default both)")
+    p = sub.add_parser(
+        "bench", help="time the engine's epochs against a plain DataLoader baseline"
+    )
+    p.add_argument(
+        "tasks", nargs="*", default=["fmnist_vae", "cifar10"], help="tasks to time (default both)"
+    )
     p.add_argument("--epochs", type=int, default=3, help="epochs per side; the first is a warm-up")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for the baseline")
+    p.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers for the baseline"
+    )
     p.add_argument("--json", action="store_true", help="also print the rows as JSON")
     _add_data_args(p)
     p.set_defaults(func=cmd_bench)
@@ -169,8 +248,11 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrbench", description="Measure which way of choosing a learning rate "
-                                     "reaches a target quality with the least training.")
+    parser = argparse.ArgumentParser(
+        prog="lrbench",
+        description="Measure which way of choosing a learning rate "
+        "reaches a target quality with the least training.",
+    )
     from lrbench import __version__
 
     parser.add_argument("--version", action="version", version=f"lrbench {__version__}")
@@ -181,16 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one trial of a task at one learning rate")
     p.add_argument("task", help="task name (see `lrbench list`)")
-    p.add_argument("--lr", type=float, required=True, help="learning rate (the peak for cyclic/one-cycle schedules)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        required=True,
+        help="learning rate (the peak for cyclic/one-cycle schedules)",
+    )
     p.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")
-    p.add_argument("--schedule", nargs="+", metavar="NAME [KEY=VALUE ...]", help="lr schedule and its options")
+    p.add_argument(
+        "--schedule", nargs="+", metavar="NAME [KEY=VALUE ...]", help="lr schedule and its options"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print one JSON object (last line of stdout) instead")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object (last line of stdout) instead"
+    )
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("range-test", help="LR range test of a task: loss against a growing rate, with suggestions")
+    p = sub.add_parser(
+        "range-test", help="LR range test of a task: loss against a growing rate, with suggestions"
+    )
     p.add_argument("task", help="task name (see `lrbench list`)")
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
@@ -198,21 +291,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-mode", choices=("exp", "linear"), default="exp")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", metavar="FILE", help="save the curve with the suggestions marked (PNG)")
-    p.add_argument("--json", action="store_true", help="print one JSON object: lrs, losses, suggestions, ...")
+    p.add_argument(
+        "--plot", metavar="FILE", help="save the curve with the suggestions marked (PNG)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object: lrs, losses, suggestions, ..."
+    )
     _add_data_args(p)
     p.set_defaults(func=cmd_range_test)
 
-    p = sub.add_parser("run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable")
+    p = sub.add_parser(
+        "run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable"
+    )
     p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--num-workers", type=int, default=1, metavar="N",
-                   help="with --worker-index: this machine runs every N-th run of the suite (one shared --storage)")
-    p.add_argument("--worker-index", type=int, default=0, metavar="K", help="this machine's share: runs K, K+N, ...")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --worker-index: this machine runs every N-th run of the suite (one shared --storage)",
+    )
+    p.add_argument(
+        "--worker-index",
+        type=int,
+        default=0,
+        metavar="K",
+        help="this machine's share: runs K, K+N, ...",
+    )
     p.set_defaults(func=cmd_run)
 
     from lrbench.report import add_report_parser

@@ -14,6 +14,7 @@ training device as one tensor, and an epoch is a sequence of index slices of one
 on-device permutation, so there is no DataLoader, no per-sample Python and no
 host synchronisation per step.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -51,7 +52,18 @@ DATA_ENV = "LRBENCH_DATA"
 
 NUM_CLASSES = 10
 # CIFAR-10's label names in label order (batches.meta's `label_names`).
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 @dataclass(frozen=True)
@@ -187,12 +199,11 @@ def _parse_idx(path: Path, data: bytes, images: bool) -> np.ndarray:
         raise CorruptDataError(
             f"{path}: truncated: {len(data)} bytes, the IDX {kind} header needs {header_len}"
         )
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     n = dims[0]
     if images and dims[1:] != [_FASHION_SIDE, _FASHION_SIDE]:
         raise CorruptDataError(
-            f"{path}: images are {dims[1]}x{dims[2]}, expected"
-            f" {_FASHION_SIDE}x{_FASHION_SIDE}"
+            f"{path}: images are {dims[1]}x{dims[2]}, expected {_FASHION_SIDE}x{_FASHION_SIDE}"
         )
     item = int(np.prod(dims[1:], dtype=np.int64))  # bytes per image or label
     need = n * item
@@ -205,9 +216,7 @@ def _parse_idx(path: Path, data: bytes, images: bool) -> np.ndarray:
                 f" {_FASHION_SIDE}x{_FASHION_SIDE} ({need} bytes), file holds {have} bytes"
                 f" ({have / item:g} images)"
             )
-        raise CorruptDataError(
-            f"{path}: {problem}: header says {n} labels, file holds {have}"
-        )
+        raise CorruptDataError(f"{path}: {problem}: header says {n} labels, file holds {have}")
     # frombuffer over bytes is read-only; copy so callers may write (and
     # torch.from_numpy does not warn).
     arr = np.frombuffer(data, dtype=np.uint8, offset=header_len).copy()
@@ -278,7 +287,8 @@ def read_fashion_mnist(data_root=None, download: bool = False) -> ArraySplits:
     if folder is None and download:
         target = _default_download_root(data_root)
         _torchvision_download(
-            "FashionMNIST", target, "sudo apt-get install dataset-fashion-mnist (Debian)")
+            "FashionMNIST", target, "sudo apt-get install dataset-fashion-mnist (Debian)"
+        )
         folder, more = _locate_fashion([target])
         tried += more
         if folder is None:
@@ -391,9 +401,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     labels = labels.astype(np.int64)
     if len(labels) != len(data):
-        raise CorruptDataError(
-            f"{path}: {len(data)} images but {len(labels)} labels"
-        )
+        raise CorruptDataError(f"{path}: {len(data)} images but {len(labels)} labels")
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if bad.size:
         i = int(bad[0])
@@ -409,8 +417,9 @@ def _locate_cifar(roots: list[Path]) -> tuple[Path | None, list[str]]:
     tried = []
     for root in roots:
         folder = root / CIFAR10_DIRNAME
-        missing = [n for n in _CIFAR_TRAIN_FILES + [_CIFAR_TEST_FILE]
-                   if not (folder / n).is_file()]
+        missing = [
+            n for n in _CIFAR_TRAIN_FILES + [_CIFAR_TEST_FILE] if not (folder / n).is_file()
+        ]
         if not missing:
             return folder, tried
         note = ""
@@ -439,9 +448,11 @@ def read_cifar10(data_root=None, download: bool = False) -> ArraySplits:
     if folder is None and download:
         target = _default_download_root(data_root)
         _torchvision_download(
-            "CIFAR10", target,
+            "CIFAR10",
+            target,
             f"python ../shared/tools/cifar10_from_jpeg.py {_shown(target)} (this project's"
-            " JPEG copy)")
+            " JPEG copy)",
+        )
         folder, more = _locate_cifar([target])
         tried += more
         if folder is None:
@@ -453,7 +464,8 @@ def read_cifar10(data_root=None, download: bool = False) -> ArraySplits:
         raise DataNotFoundError(
             f"CIFAR-10 not found. Looked for {CIFAR10_DIRNAME}/"
             f"{{{','.join(_CIFAR_TRAIN_FILES)},{_CIFAR_TEST_FILE}}} in:\n"
-            + "\n".join(tried) + "\n"
+            + "\n".join(tried)
+            + "\n"
             "Get it with one of:\n"
             "  lrbench ... --download   (torchvision, official files; needs internet)\n"
             f"  python ../shared/tools/cifar10_from_jpeg.py {_shown(roots[0])}"
@@ -475,6 +487,7 @@ def read_cifar10(data_root=None, download: bool = False) -> ArraySplits:
 # scikit-learn digits
 # --------------------------------------------------------------------------
 
+
 def read_digits(test_size: int = 360, seed: int = 0) -> ArraySplits:
     """scikit-learn's bundled 8x8 digits (1797 images), split once, stratified.
 
@@ -489,9 +502,7 @@ def read_digits(test_size: int = 360, seed: int = 0) -> ArraySplits:
     x = digits.data.astype(np.float32)
     y = digits.target.astype(np.int64)
     try:
-        tx, vx, ty, vy = train_test_split(
-            x, y, test_size=test_size, random_state=seed, stratify=y
-        )
+        tx, vx, ty, vy = train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
     except ValueError as e:
         raise ConfigError(f"digits: cannot hold out test_size={test_size!r}: {e}") from None
     return ArraySplits(train_x=tx, train_y=ty, test_x=vx, test_y=vy)
@@ -500,6 +511,7 @@ def read_digits(test_size: int = 360, seed: int = 0) -> ArraySplits:
 # --------------------------------------------------------------------------
 # Splitting and batching
 # --------------------------------------------------------------------------
+
 
 def holdout_split(n: int, n_val: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split ``range(n)`` into (train_idx, val_idx), ``n_val`` of them held out.
@@ -574,7 +586,7 @@ def shuffled_batches(
     # Python ints only from here on, so nothing waits for the device.
     steps = steps_per_epoch(n, batch_size, drop_last)
     for i in range(steps):
-        idx = perm[i * batch_size: (i + 1) * batch_size]
+        idx = perm[i * batch_size : (i + 1) * batch_size]
         yield split.x[idx], (split.y[idx] if split.y is not None else None)
 
 

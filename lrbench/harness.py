@@ -6,6 +6,7 @@ stored trials (the strategies derive their progress from storage). With `workers
 processes share the storage and split the runs between them (run i goes to worker i mod N), so
 no two processes ever drive the same study.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -36,19 +38,27 @@ def default_storage_url(suite: str) -> str:
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage with heartbeats, so trials of a dead worker are failed and retried."""
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 180}
     if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # workers wait for the file lock
+        kwargs["engine_kwargs"] = {
+            "connect_args": {"timeout": 60}
+        }  # workers wait for the file lock
     # Heartbeats are the point here (dead workers' trials get failed); the warnings that they are
     # experimental, and meant for Study.optimize (the fixed-rate strategies use ask/tell), are noise.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    warnings.filterwarnings(
+        "ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna"
+    )
+    warnings.filterwarnings(
+        "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
+    )
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
     except (ImportError, ModuleNotFoundError) as e:
-        raise ConfigError(f"storage {url!r}: the database driver is missing ({e}); "
-                          "for PostgreSQL: pip install 'lrbench[postgres]'") from None
+        raise ConfigError(
+            f"storage {url!r}: the database driver is missing ({e}); "
+            "for PostgreSQL: pip install 'lrbench[postgres]'"
+        ) from None
     except Exception as e:  # sqlalchemy's errors: bad URL, server unreachable
         raise ConfigError(f"storage {url!r}: cannot open: {e}") from None
 
@@ -56,26 +66,52 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dict[str, Any]:
     """What a run's study records about itself: everything a report needs, from storage alone."""
     return {
-        "suite": run.suite, "task": run.task.label, "task_name": run.task.name, "strategy": run.strategy.label,
-        "strategy_name": run.strategy.name, "seed": run.seed, "budget_epochs": run.task.budget_epochs,
-        "epochs_per_trial": run.task.epochs_per_trial, "target": run.task.target, "direction": task.direction,
-        "metric": task.metric, "metric_unit": task.metric_unit, "low": run.task.low, "high": run.task.high,
-        "optimizer": run.optimizer or task.default_optimizer, "task_options": dict(task.options),
-        "strategy_options": dict(run.strategy.options), "steps_per_epoch": steps_per_epoch, "device": device,
+        "suite": run.suite,
+        "task": run.task.label,
+        "task_name": run.task.name,
+        "strategy": run.strategy.label,
+        "strategy_name": run.strategy.name,
+        "seed": run.seed,
+        "budget_epochs": run.task.budget_epochs,
+        "epochs_per_trial": run.task.epochs_per_trial,
+        "target": run.task.target,
+        "direction": task.direction,
+        "metric": task.metric,
+        "metric_unit": task.metric_unit,
+        "low": run.task.low,
+        "high": run.task.high,
+        "optimizer": run.optimizer or task.default_optimizer,
+        "task_options": dict(task.options),
+        "strategy_options": dict(run.strategy.options),
+        "steps_per_epoch": steps_per_epoch,
+        "device": device,
     }
 
 
 # Attributes that define a run: a stored run made with other values is not the same run.
-_IDENTITY = ("budget_epochs", "epochs_per_trial", "target", "low", "high", "optimizer", "task_options",
-             "strategy_options", "steps_per_epoch")
+_IDENTITY = (
+    "budget_epochs",
+    "epochs_per_trial",
+    "target",
+    "low",
+    "high",
+    "optimizer",
+    "task_options",
+    "strategy_options",
+    "steps_per_epoch",
+)
 
 
 def _check_same_run(study: optuna.Study, attrs: dict[str, Any]) -> None:
     stored = study.user_attrs
     for key in _IDENTITY:
-        if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(attrs[key], sort_keys=True):
-            raise ConfigError(f"run {study.study_name!r} is stored with {key}={stored[key]!r} but the suite now "
-                              f"says {attrs[key]!r}; use another --storage or suite name to keep both")
+        if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(
+            attrs[key], sort_keys=True
+        ):
+            raise ConfigError(
+                f"run {study.study_name!r} is stored with {key}={stored[key]!r} but the suite now "
+                f"says {attrs[key]!r}; use another --storage or suite name to keep both"
+            )
 
 
 def _fail_interrupted_trials(study: optuna.Study) -> None:
@@ -85,9 +121,15 @@ def _fail_interrupted_trials(study: optuna.Study) -> None:
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
-def run_one(run: RunSpec, storage: optuna.storages.BaseStorage, *, device: str = "auto",
-            data_options=None, on_epoch: Callable[[EpochRecord], None] | None = None,
-            on_start: Callable[[RunSpec, float], None] | None = None) -> bool:
+def run_one(
+    run: RunSpec,
+    storage: optuna.storages.BaseStorage,
+    *,
+    device: str = "auto",
+    data_options=None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_start: Callable[[RunSpec, float], None] | None = None,
+) -> bool:
     """Run (or resume) one run; return False if it was already complete."""
     dev = resolve_device(device)
     task = get_task(run.task.name, **run.task.options)
@@ -95,8 +137,9 @@ def run_one(run: RunSpec, storage: optuna.storages.BaseStorage, *, device: str =
     strategy = get_strategy(run.strategy.name, **run.strategy.options)
     data = task.prepare(dev, data_options)
     attrs = run_spec_attrs(run, task, data.steps_per_epoch, str(dev))
-    study = optuna.create_study(storage=storage, study_name=run.study_name, direction=task.direction,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
+    )
     _check_same_run(study, attrs)
     if study.user_attrs.get("status") == "complete":
         return False
@@ -106,21 +149,42 @@ def run_one(run: RunSpec, storage: optuna.storages.BaseStorage, *, device: str =
         study.set_user_attr("started_at", time.time())
     study.set_user_attr("status", "running")
     _fail_interrupted_trials(study)
-    ctx = RunContext(task, data, study, seed=run.seed, budget_epochs=run.task.budget_epochs,
-                     epochs_per_trial=run.task.epochs_per_trial, low=run.task.low, high=run.task.high,
-                     device=dev, optimizer=run.optimizer, on_epoch=on_epoch)
+    ctx = RunContext(
+        task,
+        data,
+        study,
+        seed=run.seed,
+        budget_epochs=run.task.budget_epochs,
+        epochs_per_trial=run.task.epochs_per_trial,
+        low=run.task.low,
+        high=run.task.high,
+        device=dev,
+        optimizer=run.optimizer,
+        on_epoch=on_epoch,
+    )
     if on_start is not None:
         on_start(run, ctx.spent_epochs())
     t0 = time.perf_counter()
     strategy.run(ctx)
-    study.set_user_attr("wall_seconds", float(study.user_attrs.get("wall_seconds", 0.0)) + time.perf_counter() - t0)
+    study.set_user_attr(
+        "wall_seconds", float(study.user_attrs.get("wall_seconds", 0.0)) + time.perf_counter() - t0
+    )
     study.set_user_attr("finished_at", time.time())
     study.set_user_attr("status", "complete")
     return True
 
 
-def run_suite(suite: str | Path | Suite, *, storage: str | None = None, workers: int = 1, device: str = "auto",
-              only: str | None = None, progress: bool = True, worker_index: int = 0, num_workers: int = 1) -> str:
+def run_suite(
+    suite: str | Path | Suite,
+    *,
+    storage: str | None = None,
+    workers: int = 1,
+    device: str = "auto",
+    only: str | None = None,
+    progress: bool = True,
+    worker_index: int = 0,
+    num_workers: int = 1,
+) -> str:
     """Run every run of `suite` into `storage` (default `runs/<suite>.db`); return the storage URL.
 
     `workers` processes on this machine split the runs; `worker_index`/`num_workers` take one
@@ -133,21 +197,32 @@ def run_suite(suite: str | Path | Suite, *, storage: str | None = None, workers:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     open_storage(url)  # a bad URL fails here, once, with a clear message
     if num_workers < 1 or not 0 <= worker_index < num_workers:
-        raise ConfigError(f"worker {worker_index} of {num_workers}: need 0 <= worker index < number of workers")
+        raise ConfigError(
+            f"worker {worker_index} of {num_workers}: need 0 <= worker index < number of workers"
+        )
     if workers > 1:
         if num_workers > 1:
-            raise ConfigError("--workers and --num-workers do not combine: start one process per share instead")
+            raise ConfigError(
+                "--workers and --num-workers do not combine: start one process per share instead"
+            )
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(str(suite.path), url, device, only, progress, i, workers))
-                 for i in range(workers)]
+        procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(str(suite.path), url, device, only, progress, i, workers),
+            )
+            for i in range(workers)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
         if failed:
-            raise ConfigError(f"worker(s) {failed} failed; completed runs are stored in {url}: "
-                              "run the same command again to finish the rest")
+            raise ConfigError(
+                f"worker(s) {failed} failed; completed runs are stored in {url}: "
+                "run the same command again to finish the rest"
+            )
         return url
 
     mine = [r for i, r in enumerate(runs) if i % num_workers == worker_index]
@@ -156,14 +231,23 @@ def run_suite(suite: str | Path | Suite, *, storage: str | None = None, workers:
     try:
         for run in mine:
             bars.start(run)
-            run_one(run, store, device=device, data_options=suite.data, on_epoch=bars.epoch, on_start=bars.resumed)
+            run_one(
+                run,
+                store,
+                device=device,
+                data_options=suite.data,
+                on_epoch=bars.epoch,
+                on_start=bars.resumed,
+            )
             bars.done()
     finally:
         bars.close()
     return url
 
 
-def _worker_main(suite_path: str, url: str, device: str, only: str | None, progress: bool, index: int, n: int) -> None:
+def _worker_main(
+    suite_path: str, url: str, device: str, only: str | None, progress: bool, index: int, n: int
+) -> None:
     import torch
 
     # Each worker gets its share of the cores: N workers x all-core OpenMP pools oversubscribe
@@ -171,8 +255,15 @@ def _worker_main(suite_path: str, url: str, device: str, only: str | None, progr
     # (measured: the quick suite's VAE runs took up to 25x longer).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_suite(suite_path, storage=url, device=device, only=only, progress=progress, worker_index=index,
-              num_workers=n)
+    run_suite(
+        suite_path,
+        storage=url,
+        device=device,
+        only=only,
+        progress=progress,
+        worker_index=index,
+        num_workers=n,
+    )
 
 
 class _Progress:
@@ -185,15 +276,23 @@ class _Progress:
         from tqdm import tqdm
 
         self.tqdm = tqdm
-        self.overall = tqdm(total=len(runs), desc="runs", unit="run", position=2 * position, file=sys.stderr)
+        self.overall = tqdm(
+            total=len(runs), desc="runs", unit="run", position=2 * position, file=sys.stderr
+        )
         self.run_bar = None
         self.position = 2 * position + 1
 
     def start(self, run: RunSpec) -> None:
         if self.enabled:
-            self.run_bar = self.tqdm(total=run.task.budget_epochs, desc=run.study_name, unit="epoch", leave=False,
-                                     position=self.position, file=sys.stderr,
-                                     bar_format="{l_bar}{bar}| {n:.1f}/{total:g} epochs [{elapsed}<{remaining}]")
+            self.run_bar = self.tqdm(
+                total=run.task.budget_epochs,
+                desc=run.study_name,
+                unit="epoch",
+                leave=False,
+                position=self.position,
+                file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:g} epochs [{elapsed}<{remaining}]",
+            )
             self.base, self.last_epoch, self.last_done = 0.0, 0, 0.0
 
     def resumed(self, run: RunSpec, spent: float) -> None:

@@ -1,7 +1,9 @@
 """Optimizers by name: thin aliases over `torch.optim`, so configs and the CLI can name them."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -20,12 +22,16 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
 }
 
 
-def build_optimizer(name: str, params: Iterable, lr: float, **kwargs: Any) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, params: Iterable, lr: float, **kwargs: Any
+) -> torch.optim.Optimizer:
     """Return `torch.optim.<cls>(params, lr=lr, **defaults, **kwargs)` for the optimizer called `name`."""
     try:
         cls, defaults = OPTIMIZERS[name]
     except KeyError:
-        raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+        raise ConfigError(
+            f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}"
+        ) from None
     if not (lr > 0):
         raise ConfigError(f"learning rate must be positive, got {lr!r}")
     try:

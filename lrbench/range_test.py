@@ -112,12 +112,18 @@ class RangeTestResult:
         for key in ("lrs", "losses", "raw_losses"):
             kwargs[key] = [math.nan if v is None else float(v) for v in kwargs.get(key, [])]
         kwargs["suggestions"] = {
-            k: math.nan if v is None else float(v) for k, v in (kwargs.get("suggestions") or {}).items()
+            k: math.nan if v is None else float(v)
+            for k, v in (kwargs.get("suggestions") or {}).items()
         }
         return cls(**kwargs)
 
-    def plot(self, ax=None, path: str | os.PathLike | None = None, title: str | None = None,
-             show_raw: bool = True):
+    def plot(
+        self,
+        ax=None,
+        path: str | os.PathLike | None = None,
+        title: str | None = None,
+        show_raw: bool = True,
+    ):
         """Plot smoothed loss against lr (log x axis) with every suggestion marked.
 
         Draws into ``ax`` if given, else into a new stand-alone
@@ -145,8 +151,20 @@ class RangeTestResult:
             ax.plot(lrs, raw, color="0.75", lw=0.8, label="raw loss")
         ax.plot(lrs[:n], ys[:n], color="C0", lw=2, label="smoothed loss")
 
-        colors = {"steepest": "C1", "minimum/10": "C2", "valley": "C3", "base_lr": "C4", "max_lr": "C5"}
-        styles = {"steepest": "-", "minimum/10": "--", "valley": "-.", "base_lr": ":", "max_lr": ":"}
+        colors = {
+            "steepest": "C1",
+            "minimum/10": "C2",
+            "valley": "C3",
+            "base_lr": "C4",
+            "max_lr": "C5",
+        }
+        styles = {
+            "steepest": "-",
+            "minimum/10": "--",
+            "valley": "-.",
+            "base_lr": ":",
+            "max_lr": ":",
+        }
         for key in SUGGESTION_KEYS:
             lr = self.suggestions.get(key)
             if lr is None or not math.isfinite(lr):
@@ -251,12 +269,16 @@ def lr_range_test(
     shuffling inside ``batches``) and does not restore it.
     """
     if (criterion is None) == (loss_fn is None):
-        raise ValueError("lr_range_test: give exactly one of `criterion` (with (inputs, targets) "
-                         "batches) or `loss_fn(model, batch)`")
+        raise ValueError(
+            "lr_range_test: give exactly one of `criterion` (with (inputs, targets) "
+            "batches) or `loss_fn(model, batch)`"
+        )
     start_lr, end_lr = float(start_lr), float(end_lr)
     if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0.0 < start_lr < end_lr):
-        raise ValueError(f"lr_range_test: need 0 < start_lr < end_lr (finite), got start_lr={start_lr}, "
-                         f"end_lr={end_lr}")
+        raise ValueError(
+            f"lr_range_test: need 0 < start_lr < end_lr (finite), got start_lr={start_lr}, "
+            f"end_lr={end_lr}"
+        )
     if isinstance(num_iter, bool) or not isinstance(num_iter, (int, np.integer)) or num_iter < 2:
         raise ValueError(f"lr_range_test: num_iter must be an int >= 2, got {num_iter!r}")
     num_iter = int(num_iter)
@@ -265,19 +287,25 @@ def lr_range_test(
     if not (0.0 < smooth_f <= 1.0):
         raise ValueError(f"lr_range_test: smooth_f must be in (0, 1], got {smooth_f}")
     if not diverge_th > 1.0:
-        raise ValueError(f"lr_range_test: diverge_th must be > 1 (math.inf disables it), got {diverge_th}")
+        raise ValueError(
+            f"lr_range_test: diverge_th must be > 1 (math.inf disables it), got {diverge_th}"
+        )
     if not optimizer.param_groups:
         raise ValueError("lr_range_test: the optimizer has no param groups")
 
     device = _module_device(model)
     if criterion is not None:
+
         def compute_loss(batch):
             if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise ValueError("lr_range_test: with `criterion`, every batch must be an (inputs, targets) "
-                                 f"pair; got {type(batch).__name__}. Use `loss_fn` for other batch layouts.")
+                raise ValueError(
+                    "lr_range_test: with `criterion`, every batch must be an (inputs, targets) "
+                    f"pair; got {type(batch).__name__}. Use `loss_fn` for other batch layouts."
+                )
             inputs, targets = batch
             return criterion(model(_to_device(inputs, device)), _to_device(targets, device))
     else:
+
         def compute_loss(batch):
             return loss_fn(model, batch)
 
@@ -316,8 +344,11 @@ def lr_range_test(
             loss.backward()
             optimizer.step()
             num_steps += 1
-            value = _val_loss(model, compute_loss, val_batches) if val_batches is not None \
+            value = (
+                _val_loss(model, compute_loss, val_batches)
+                if val_batches is not None
                 else float(loss.detach())
+            )
 
             avg = beta * avg + (1.0 - beta) * value
             s = avg / (1.0 - beta ** (i + 1))
@@ -347,12 +378,22 @@ def lr_range_test(
             m.training = was_training
 
     result = RangeTestResult(
-        lrs=lrs, losses=smoothed, raw_losses=raw, num_steps=num_steps, stopped_early=stopped_early,
-        start_lr=start_lr, end_lr=end_lr, step_mode=step_mode, num_iter=num_iter,
-        smooth_f=float(smooth_f), diverge_th=float(diverge_th),
+        lrs=lrs,
+        losses=smoothed,
+        raw_losses=raw,
+        num_steps=num_steps,
+        stopped_early=stopped_early,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        step_mode=step_mode,
+        num_iter=num_iter,
+        smooth_f=float(smooth_f),
+        diverge_th=float(diverge_th),
         loss_source="train" if val_batches is None else "val",
     )
-    result.suggestions = suggest_lrs(lrs, smoothed, start_lr, end_lr, step_mode=step_mode, num_iter=num_iter)
+    result.suggestions = suggest_lrs(
+        lrs, smoothed, start_lr, end_lr, step_mode=step_mode, num_iter=num_iter
+    )
     return result
 
 
@@ -364,8 +405,9 @@ def _make_scheduler(optimizer, start_lr, end_lr, num_iter, step_mode):
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     for g in optimizer.param_groups:
         _set_group_lr(g, end_lr)
-    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=start_lr / end_lr, end_factor=1.0,
-                                             total_iters=num_iter - 1)
+    return torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=start_lr / end_lr, end_factor=1.0, total_iters=num_iter - 1
+    )
 
 
 def _set_group_lr(group, lr):
@@ -406,7 +448,8 @@ def _cycle(batches: Iterable) -> Iterator:
             raise ValueError(
                 f"lr_range_test: `batches` ran out after {n_first} batches and yields nothing when "
                 "re-iterated (a one-shot iterator/generator). Pass a re-iterable (list, DataLoader) "
-                "or an iterator with at least num_iter batches.")
+                "or an iterator with at least num_iter batches."
+            )
 
 
 def _module_device(model: nn.Module) -> torch.device:
@@ -435,10 +478,13 @@ class _Snapshot:
         self.model_state = copy.deepcopy(model.state_dict())
         self.opt_state = copy.deepcopy(optimizer.state_dict())
         params: dict[int, Tensor] = {}
-        for p in itertools.chain(model.parameters(),
-                                 (p for g in optimizer.param_groups for p in g["params"])):
+        for p in itertools.chain(
+            model.parameters(), (p for g in optimizer.param_groups for p in g["params"])
+        ):
             params.setdefault(id(p), p)
-        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
+        self.grads = [
+            (p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()
+        ]
 
     def restore(self) -> None:
         self.model.load_state_dict(self.model_state)
@@ -450,8 +496,15 @@ class _Snapshot:
 # --------------------------------------------------------------------------- #
 # Suggestions
 # --------------------------------------------------------------------------- #
-def suggest_lrs(lrs, losses, start_lr: float, end_lr: float, *, step_mode: str = "exp",
-                num_iter: int | None = None) -> dict[str, float]:
+def suggest_lrs(
+    lrs,
+    losses,
+    start_lr: float,
+    end_lr: float,
+    *,
+    step_mode: str = "exp",
+    num_iter: int | None = None,
+) -> dict[str, float]:
     """Suggested learning rates from a range-test curve.
 
     ``losses`` is the smoothed curve; only its finite prefix (up to the first

@@ -15,12 +15,14 @@ how many epochs had been trained (`epochs_done`) when each validation value was 
 - `convergence_window`: the widest contiguous window of rates (in decades) whose final metric
   meets a target (optimizer tolerance on `functions`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -29,14 +31,65 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lrbench.errors import ConfigError
 
-TRIAL_COLUMNS = ["task", "strategy", "seed", "number", "state", "lr", "value", "epochs", "cum_epochs_start",
-                 "diverged", "pruned", "cut", "phase", "schedule", "optimizer", "test", "seconds", "eval_seconds",
-                 "steps", "best_val", "final_val", "study"]
-RESULT_COLUMNS = ["suite", "task", "strategy", "seed", "metric", "metric_unit", "direction", "target",
-                  "budget_epochs", "status", "reached", "epochs_to_target", "wall_seconds_to_target", "best_val",
-                  "chosen_trial", "chosen_lr", "chosen_schedule", "chosen_value", "test", "total_epochs",
-                  "overhead_epochs", "n_trials", "n_complete", "n_pruned", "n_diverged", "n_failed", "n_cut",
-                  "wall_seconds", "optimizer", "device", "task_name", "strategy_name", "study"]
+TRIAL_COLUMNS = [
+    "task",
+    "strategy",
+    "seed",
+    "number",
+    "state",
+    "lr",
+    "value",
+    "epochs",
+    "cum_epochs_start",
+    "diverged",
+    "pruned",
+    "cut",
+    "phase",
+    "schedule",
+    "optimizer",
+    "test",
+    "seconds",
+    "eval_seconds",
+    "steps",
+    "best_val",
+    "final_val",
+    "study",
+]
+RESULT_COLUMNS = [
+    "suite",
+    "task",
+    "strategy",
+    "seed",
+    "metric",
+    "metric_unit",
+    "direction",
+    "target",
+    "budget_epochs",
+    "status",
+    "reached",
+    "epochs_to_target",
+    "wall_seconds_to_target",
+    "best_val",
+    "chosen_trial",
+    "chosen_lr",
+    "chosen_schedule",
+    "chosen_value",
+    "test",
+    "total_epochs",
+    "overhead_epochs",
+    "n_trials",
+    "n_complete",
+    "n_pruned",
+    "n_diverged",
+    "n_failed",
+    "n_cut",
+    "wall_seconds",
+    "optimizer",
+    "device",
+    "task_name",
+    "strategy_name",
+    "study",
+]
 CURVE_COLUMNS = ["task", "strategy", "seed", "epochs", "val", "best", "direction", "budget_epochs"]
 
 
@@ -53,11 +106,17 @@ class Run:
 
     @property
     def task(self) -> str:
-        return str(self.attrs.get("task", self.name.split("/")[1] if self.name.count("/") >= 3 else ""))
+        return str(
+            self.attrs.get("task", self.name.split("/")[1] if self.name.count("/") >= 3 else "")
+        )
 
     @property
     def strategy(self) -> str:
-        return str(self.attrs.get("strategy", self.name.split("/")[2] if self.name.count("/") >= 3 else ""))
+        return str(
+            self.attrs.get(
+                "strategy", self.name.split("/")[2] if self.name.count("/") >= 3 else ""
+            )
+        )
 
     @property
     def seed(self) -> int:
@@ -106,10 +165,12 @@ def _storage_from(storage: str | optuna.storages.BaseStorage) -> optuna.storages
     if not isinstance(storage, str):
         return storage
     if storage.startswith("sqlite:///"):
-        path = Path(storage[len("sqlite:///"):])
+        path = Path(storage[len("sqlite:///") :])
         if not path.exists():  # opening it would create an empty database
-            raise ConfigError(f"storage {storage!r}: no such file {path}; run the suite first (`lrbench run`) "
-                              "or give --storage")
+            raise ConfigError(
+                f"storage {storage!r}: no such file {path}; run the suite first (`lrbench run`) "
+                "or give --storage"
+            )
     from lrbench.harness import open_storage
 
     return open_storage(storage)
@@ -119,8 +180,11 @@ def load_runs(storage: str | optuna.storages.BaseStorage, suite: str) -> list[Ru
     """Every run of `suite` in `storage` (in the order the studies were created), trials by number."""
     store = _storage_from(storage)
     prefix = f"{suite}/"
-    studies = [(store.get_study_id_from_name(s.study_name), s) for s in store.get_all_studies()
-               if s.study_name.startswith(prefix)]
+    studies = [
+        (store.get_study_id_from_name(s.study_name), s)
+        for s in store.get_all_studies()
+        if s.study_name.startswith(prefix)
+    ]
     runs = []
     for study_id, s in sorted(studies, key=lambda x: x[0]):
         trials = sorted(store.get_all_trials(study_id, deepcopy=False), key=lambda t: t.number)
@@ -146,7 +210,9 @@ def trial_epochs(t: FrozenTrial) -> float:
 
 def trial_seconds(t: FrozenTrial) -> float:
     """Training plus evaluation seconds of a trial."""
-    return float(t.user_attrs.get("seconds", 0.0) or 0.0) + float(t.user_attrs.get("eval_seconds", 0.0) or 0.0)
+    return float(t.user_attrs.get("seconds", 0.0) or 0.0) + float(
+        t.user_attrs.get("eval_seconds", 0.0) or 0.0
+    )
 
 
 @dataclass(frozen=True)
@@ -155,7 +221,7 @@ class Point:
 
     trial: FrozenTrial
     record: dict[str, Any]
-    epochs: float   # cumulative run epochs when `record.val` was measured (overhead included)
+    epochs: float  # cumulative run epochs when `record.val` was measured (overhead included)
     seconds: float  # cumulative training + evaluation seconds (range test included)
 
     @property
@@ -170,8 +236,12 @@ def walk(run: Run) -> Iterator[Point]:
     for t in run.trials:
         within = 0.0
         for rec in t.user_attrs.get("history", None) or []:
-            within += float(rec.get("seconds", 0.0) or 0.0) + float(rec.get("eval_seconds", 0.0) or 0.0)
-            yield Point(t, rec, epochs + float(rec.get("epochs_done", 0.0) or 0.0), seconds + within)
+            within += float(rec.get("seconds", 0.0) or 0.0) + float(
+                rec.get("eval_seconds", 0.0) or 0.0
+            )
+            yield Point(
+                t, rec, epochs + float(rec.get("epochs_done", 0.0) or 0.0), seconds + within
+            )
         epochs += trial_epochs(t)
         seconds += trial_seconds(t)
 
@@ -220,7 +290,9 @@ def _num(v: Any) -> float:
 # --------------------------------------------------------------------------------------------- #
 # Tables
 # --------------------------------------------------------------------------------------------- #
-def load_trials(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+def load_trials(
+    storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None
+) -> pd.DataFrame:
     """One row per trial of every run of `suite` (see TRIAL_COLUMNS).
 
     `cum_epochs_start` is the run's epochs spent before the trial: range-test overhead plus the
@@ -232,17 +304,32 @@ def load_trials(storage: str | optuna.storages.BaseStorage | list[Run], suite: s
         spent = run.overhead_epochs
         for t in run.trials:
             a = t.user_attrs
-            rows.append({
-                "task": run.task, "strategy": run.strategy, "seed": run.seed, "number": t.number,
-                "state": t.state.name, "lr": _num(t.params.get("lr")), "value": _num(t.value),
-                "epochs": trial_epochs(t), "cum_epochs_start": spent, "diverged": bool(a.get("diverged", False)),
-                "pruned": bool(a.get("pruned", t.state == TrialState.PRUNED)), "cut": bool(a.get("cut", False)),
-                "phase": a.get("phase"), "schedule": a.get("schedule"),
-                "optimizer": a.get("optimizer", run.attrs.get("optimizer")), "test": _num(a.get("test")),
-                "seconds": _num(a.get("seconds")), "eval_seconds": _num(a.get("eval_seconds")),
-                "steps": int(a.get("steps", 0) or 0), "best_val": _num(a.get("best_val")),
-                "final_val": _num(_final_val(t)), "study": run.name,
-            })
+            rows.append(
+                {
+                    "task": run.task,
+                    "strategy": run.strategy,
+                    "seed": run.seed,
+                    "number": t.number,
+                    "state": t.state.name,
+                    "lr": _num(t.params.get("lr")),
+                    "value": _num(t.value),
+                    "epochs": trial_epochs(t),
+                    "cum_epochs_start": spent,
+                    "diverged": bool(a.get("diverged", False)),
+                    "pruned": bool(a.get("pruned", t.state == TrialState.PRUNED)),
+                    "cut": bool(a.get("cut", False)),
+                    "phase": a.get("phase"),
+                    "schedule": a.get("schedule"),
+                    "optimizer": a.get("optimizer", run.attrs.get("optimizer")),
+                    "test": _num(a.get("test")),
+                    "seconds": _num(a.get("seconds")),
+                    "eval_seconds": _num(a.get("eval_seconds")),
+                    "steps": int(a.get("steps", 0) or 0),
+                    "best_val": _num(a.get("best_val")),
+                    "final_val": _num(_final_val(t)),
+                    "study": run.name,
+                }
+            )
             spent += trial_epochs(t)
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
@@ -254,10 +341,17 @@ def run_result(run: Run) -> dict[str, Any]:
     chosen = chosen_trial(run)
     states = [t.state for t in run.trials]
     return {
-        "suite": a.get("suite", run.name.split("/")[0]), "task": run.task, "strategy": run.strategy,
-        "seed": run.seed, "metric": a.get("metric"), "metric_unit": a.get("metric_unit"),
-        "direction": run.direction, "target": run.target, "budget_epochs": _num(a.get("budget_epochs")),
-        "status": a.get("status", "unknown"), "reached": hit is not None,
+        "suite": a.get("suite", run.name.split("/")[0]),
+        "task": run.task,
+        "strategy": run.strategy,
+        "seed": run.seed,
+        "metric": a.get("metric"),
+        "metric_unit": a.get("metric_unit"),
+        "direction": run.direction,
+        "target": run.target,
+        "budget_epochs": _num(a.get("budget_epochs")),
+        "status": a.get("status", "unknown"),
+        "reached": hit is not None,
         "epochs_to_target": hit.epochs if hit is not None else math.inf,
         "wall_seconds_to_target": hit.seconds if hit is not None else math.inf,
         "best_val": best_val(run),
@@ -266,18 +360,26 @@ def run_result(run: Run) -> dict[str, Any]:
         "chosen_schedule": chosen.user_attrs.get("schedule") if chosen is not None else None,
         "chosen_value": _num(chosen.value) if chosen is not None else math.nan,
         "test": _num(chosen.user_attrs.get("test")) if chosen is not None else math.nan,
-        "total_epochs": total_epochs(run), "overhead_epochs": run.overhead_epochs,
-        "n_trials": len(run.trials), "n_complete": states.count(TrialState.COMPLETE),
+        "total_epochs": total_epochs(run),
+        "overhead_epochs": run.overhead_epochs,
+        "n_trials": len(run.trials),
+        "n_complete": states.count(TrialState.COMPLETE),
         "n_pruned": states.count(TrialState.PRUNED),
         "n_diverged": sum(bool(t.user_attrs.get("diverged", False)) for t in run.trials),
         "n_failed": states.count(TrialState.FAIL),
         "n_cut": sum(bool(t.user_attrs.get("cut", False)) for t in run.trials),
-        "wall_seconds": _num(a.get("wall_seconds")), "optimizer": a.get("optimizer"), "device": a.get("device"),
-        "task_name": a.get("task_name"), "strategy_name": a.get("strategy_name"), "study": run.name,
+        "wall_seconds": _num(a.get("wall_seconds")),
+        "optimizer": a.get("optimizer"),
+        "device": a.get("device"),
+        "task_name": a.get("task_name"),
+        "strategy_name": a.get("strategy_name"),
+        "study": run.name,
     }
 
 
-def load_results(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+def load_results(
+    storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None
+) -> pd.DataFrame:
     """One row per run of `suite` with every per-run number (see RESULT_COLUMNS and the module doc).
 
     `storage` is an Optuna storage URL or storage object (or a list of `Run` from `load_runs`).
@@ -307,7 +409,9 @@ def anytime_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epochs", "val", "best"])
 
 
-def anytime_curves(storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None) -> pd.DataFrame:
+def anytime_curves(
+    storage: str | optuna.storages.BaseStorage | list[Run], suite: str | None = None
+) -> pd.DataFrame:
     """`anytime_curve` of every run of `suite`, stacked (see CURVE_COLUMNS)."""
     frames = []
     for run in _runs(storage, suite):
@@ -347,7 +451,9 @@ def quantile(values: Sequence[float], q: float) -> float:
     return a + (b - a) * w
 
 
-def curves_on_grid(curves: pd.DataFrame, grid: Sequence[float] | int | None = None) -> pd.DataFrame:
+def curves_on_grid(
+    curves: pd.DataFrame, grid: Sequence[float] | int | None = None
+) -> pd.DataFrame:
     """Median and interquartile range over runs (seeds) of each (task, strategy), on a common grid.
 
     `curves` is `anytime_curves(...)`. `grid` is the epoch values to evaluate at, or a number of
@@ -362,7 +468,11 @@ def curves_on_grid(curves: pd.DataFrame, grid: Sequence[float] | int | None = No
         direction = g["direction"].iloc[0]
         worst = worst_value(direction)
         if grid is None or isinstance(grid, int):
-            hi = float(np.nanmax(g["budget_epochs"])) if g["budget_epochs"].notna().any() else float(g["epochs"].max())
+            hi = (
+                float(np.nanmax(g["budget_epochs"]))
+                if g["budget_epochs"].notna().any()
+                else float(g["epochs"].max())
+            )
             xs = np.linspace(0.0, hi, grid or 201)
         else:
             xs = np.asarray(grid, dtype=float)
@@ -380,7 +490,9 @@ def curves_on_grid(curves: pd.DataFrame, grid: Sequence[float] | int | None = No
             q = [quantile(col, p) for p in (0.5, 0.25, 0.75)]
             q = [v if math.isfinite(v) else math.nan for v in q]
             out.append((task, strategy, float(x), *q, len(col)))
-    return pd.DataFrame(out, columns=["task", "strategy", "epochs", "median", "q25", "q75", "n_runs"])
+    return pd.DataFrame(
+        out, columns=["task", "strategy", "epochs", "median", "q25", "q75", "n_runs"]
+    )
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -388,14 +500,18 @@ def curves_on_grid(curves: pd.DataFrame, grid: Sequence[float] | int | None = No
 # --------------------------------------------------------------------------------------------- #
 @dataclass(frozen=True)
 class ConvergenceWindow:
-    low: float      # smallest rate of the window
-    high: float     # largest rate of the window
-    n_rates: int    # distinct rates in it
+    low: float  # smallest rate of the window
+    high: float  # largest rate of the window
+    n_rates: int  # distinct rates in it
     decades: float  # log10(high) - log10(low); 0 for a single rate
 
 
-def convergence_window(lrs: Sequence[float], finals: Sequence[float | None], target: float,
-                       direction: str = "minimize") -> ConvergenceWindow | None:
+def convergence_window(
+    lrs: Sequence[float],
+    finals: Sequence[float | None],
+    target: float,
+    direction: str = "minimize",
+) -> ConvergenceWindow | None:
     """The longest contiguous run of rates (sorted by lr) whose final metric meets `target`.
 
     Several values at one rate (seeds, strategies) are summarised by their median, a missing or
@@ -423,7 +539,9 @@ def convergence_window(lrs: Sequence[float], finals: Sequence[float | None], tar
         j = i
         while j + 1 < len(rates) and ok[j + 1]:
             j += 1
-        w = ConvergenceWindow(rates[i], rates[j], j - i + 1, math.log10(rates[j]) - math.log10(rates[i]))
+        w = ConvergenceWindow(
+            rates[i], rates[j], j - i + 1, math.log10(rates[j]) - math.log10(rates[i])
+        )
         if best is None or (w.n_rates, w.decades) > (best.n_rates, best.decades):
             best = w
         i = j + 1

@@ -4,10 +4,12 @@ Each schedule declares whether it is stepped after every optimizer step ("step")
 epoch ("epoch"). Options are given in epochs where a user thinks in epochs (`step_size_epochs`)
 and converted to optimizer steps here, because the engine steps per-batch schedules per batch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
@@ -23,8 +25,10 @@ class ScheduleSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, words: list[str] | None) -> "ScheduleSpec":
-        """`["cyclic", "mode=triangular2", "base_lr=1e-4"]` -> ScheduleSpec (values parsed as numbers when they are)."""
+    def parse(cls, words: list[str] | None) -> ScheduleSpec:
+        """`["cyclic", "mode=triangular2", "base_lr=1e-4"]` -> ScheduleSpec.
+
+        Values are parsed as numbers when they are numbers."""
         if not words:
             return cls()
         return cls(words[0], parse_options(words[1:], "schedule"))
@@ -33,7 +37,9 @@ class ScheduleSpec:
         return " ".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
 
 
-def parse_options(words: list[str] | tuple[str, ...] | None, what: str = "option") -> dict[str, Any]:
+def parse_options(
+    words: list[str] | tuple[str, ...] | None, what: str = "option"
+) -> dict[str, Any]:
     """`["mode=triangular2", "base_lr=1e-4"]` -> {"mode": "triangular2", "base_lr": 0.0001}: numbers and
     true/false parsed, anything else kept as a string (command-line schedule and task options)."""
     opts: dict[str, Any] = {}
@@ -112,9 +118,14 @@ def _cyclic(opt, ctx, o, mode=None):
         step_up = max(1, round(step_epochs * ctx.steps_per_epoch))
     mode = o.pop("mode", mode or "triangular")
     return lr_scheduler.CyclicLR(
-        opt, base_lr=o.pop("base_lr", ctx.lr / 4), max_lr=o.pop("max_lr", ctx.lr),
-        step_size_up=step_up, mode=mode, gamma=o.pop("gamma", 1.0),
-        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt), **_rest(o),
+        opt,
+        base_lr=o.pop("base_lr", ctx.lr / 4),
+        max_lr=o.pop("max_lr", ctx.lr),
+        step_size_up=step_up,
+        mode=mode,
+        gamma=o.pop("gamma", 1.0),
+        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt),
+        **_rest(o),
     ), "step"
 
 
@@ -125,8 +136,11 @@ def _one_cycle(opt, ctx, o):
     # rate and cosine annealing climbs back up, and that is the rate the last epoch's record
     # shows. One extra step makes the trial end exactly on the final point.
     return lr_scheduler.OneCycleLR(
-        opt, max_lr=o.pop("max_lr", ctx.lr), total_steps=o.pop("total_steps", ctx.total_steps + 1),
-        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt), **_rest(o),
+        opt,
+        max_lr=o.pop("max_lr", ctx.lr),
+        total_steps=o.pop("total_steps", ctx.total_steps + 1),
+        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt),
+        **_rest(o),
     ), "step"
 
 
@@ -140,36 +154,56 @@ def _cosine_warm_restarts(opt, ctx, o):
     t0, t0_epochs = o.pop("T_0", None), o.pop("t0_epochs", 1)
     t0 = t0 or max(1, round(t0_epochs * ctx.steps_per_epoch))
     return lr_scheduler.CosineAnnealingWarmRestarts(
-        opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)), "step"
+        opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)
+    ), "step"
 
 
 _BUILDERS: dict[str, tuple[Callable, str]] = {
     "constant": (_constant, "fixed learning rate"),
     "step": (_step, "StepLR: x gamma every step_size epochs"),
     "exponential": (_exponential, "ExponentialLR: x gamma every epoch"),
-    "cyclic": (_cyclic, "CyclicLR (mode triangular|triangular2|exp_range), lr is max_lr, per batch"),
+    "cyclic": (
+        _cyclic,
+        "CyclicLR (mode triangular|triangular2|exp_range), lr is max_lr, per batch",
+    ),
     "triangular": (lambda o_, c, o: _cyclic(o_, c, o, "triangular"), "CyclicLR mode=triangular"),
-    "triangular2": (lambda o_, c, o: _cyclic(o_, c, o, "triangular2"), "CyclicLR mode=triangular2"),
+    "triangular2": (
+        lambda o_, c, o: _cyclic(o_, c, o, "triangular2"),
+        "CyclicLR mode=triangular2",
+    ),
     "exp_range": (lambda o_, c, o: _cyclic(o_, c, o, "exp_range"), "CyclicLR mode=exp_range"),
     "one_cycle": (_one_cycle, "OneCycleLR over the whole trial, lr is max_lr, per batch"),
     "cosine": (_cosine, "CosineAnnealingLR over the trial's epochs, per batch"),
-    "cosine_warm_restarts": (_cosine_warm_restarts, "CosineAnnealingWarmRestarts (SGDR), T_0 in epochs"),
+    "cosine_warm_restarts": (
+        _cosine_warm_restarts,
+        "CosineAnnealingWarmRestarts (SGDR), T_0 in epochs",
+    ),
 }
 SCHEDULES: dict[str, str] = {name: doc for name, (_, doc) in _BUILDERS.items()}
 
 
-def build_schedule(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, *, lr: float, epochs: int,
-                   steps_per_epoch: int) -> BuiltSchedule:
+def build_schedule(
+    spec: ScheduleSpec,
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+) -> BuiltSchedule:
     """Build the torch scheduler named by `spec` for a trial of `epochs` x `steps_per_epoch` steps."""
     try:
         builder, _ = _BUILDERS[spec.name]
     except KeyError:
-        raise ConfigError(f"unknown schedule {spec.name!r}; choose one of {', '.join(_BUILDERS)}") from None
+        raise ConfigError(
+            f"unknown schedule {spec.name!r}; choose one of {', '.join(_BUILDERS)}"
+        ) from None
     try:
         options = dict(spec.options)
         sched, interval = builder(optimizer, _Ctx(lr, epochs, steps_per_epoch), options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"schedule {spec.describe()!r}: {e}") from None
     if options:  # builders pop what they use: anything left is a misspelt or foreign option
-        raise ConfigError(f"schedule {spec.name!r}: unknown option(s) {', '.join(sorted(options))}")
+        raise ConfigError(
+            f"schedule {spec.name!r}: unknown option(s) {', '.join(sorted(options))}"
+        )
     return BuiltSchedule(sched, interval)

@@ -5,25 +5,21 @@ See :class:`SignificantDigitSampler` for the algorithm and the multi-worker prot
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-import math
-import threading
-import time
 from typing import Any
-import warnings
 
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.distributions import FloatDistribution
-from optuna.samplers import BaseSampler
-from optuna.samplers import RandomSampler
-from optuna.study import Study
-from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial
-from optuna.trial import TrialState
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from lrbench.errors import ConfigError
 
@@ -534,15 +530,21 @@ class SignificantDigitSampler(BaseSampler):
                 ):
                     # Only queued trials or ones this thread asked: waiting cannot help.
                     numbers = [t.number for t in waiting_for]
-                    self._warn(trial, f"the open round waits for trials {numbers}, which "
-                               "cannot finish meanwhile (asked by this thread, or queued)")
+                    self._warn(
+                        trial,
+                        f"the open round waits for trials {numbers}, which "
+                        "cannot finish meanwhile (asked by this thread, or queued)",
+                    )
                     return None
             if time.monotonic() >= deadline:
                 numbers = [t.number for t in waiting_for]
                 with self._lock:
                     self._abandoned.update(t._trial_id for t in waiting_for)
-                self._warn(trial, f"waiting for trials {numbers} timed out after "
-                           f"{self._wait_timeout} s (this sampler no longer waits for them)")
+                self._warn(
+                    trial,
+                    f"waiting for trials {numbers} timed out after "
+                    f"{self._wait_timeout} s (this sampler no longer waits for them)",
+                )
                 return None
             waited = True
             with warnings.catch_warnings():

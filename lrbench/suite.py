@@ -30,6 +30,7 @@ naming the file, the key and what is wrong.
     optimizer = "sgd"           # optional; overrides the task's optimizer
     n_startup_trials = 5        # any other key is a strategy option
 """
+
 from __future__ import annotations
 
 import re
@@ -106,7 +107,10 @@ class Suite:
             for strat in self.strategies:
                 if strat.tasks is not None and task.label not in strat.tasks:
                     continue
-                if want_task not in ("*", task.label) or (want_strategy or "*") not in ("*", strat.label):
+                if want_task not in ("*", task.label) or (want_strategy or "*") not in (
+                    "*",
+                    strat.label,
+                ):
                     continue
                 runs.extend(RunSpec(self.name, task, strat, seed) for seed in self.seeds)
         if only and not runs:
@@ -115,7 +119,9 @@ class Suite:
 
 
 def resolve_suite_path(suite: str | Path) -> Path:
-    """A TOML path, or a suite name: the stem of a file under `studies/` (here or in the package's checkout)."""
+    """A TOML path, or a suite name: the stem of a file under `studies/`.
+
+    `studies/` is looked up here, then in the package's checkout."""
     p = Path(suite)
     if p.suffix == ".toml" or p.exists():
         if not p.exists():
@@ -125,7 +131,9 @@ def resolve_suite_path(suite: str | Path) -> Path:
         candidate = folder / f"{suite}.toml"
         if candidate.exists():
             return candidate
-    raise ConfigError(f"no suite named {suite!r}: looked for studies/{suite}.toml in {Path.cwd()} and {STUDIES_DIR.parent}")
+    raise ConfigError(
+        f"no suite named {suite!r}: looked for studies/{suite}.toml in {Path.cwd()} and {STUDIES_DIR.parent}"
+    )
 
 
 class _Reader:
@@ -139,20 +147,28 @@ class _Reader:
         dotted = f"{self.where}.{key}" if self.where else key
         return ConfigError(f"{self.path}: {dotted}: {what}")
 
-    def get(self, key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+    def get(
+        self, key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
         self.used.add(key)
         if key not in self.table:
             if required:
                 raise self.error(key, "missing (required)")
             return default
         value = self.table[key]
-        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        if isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        ):
             raise self.error(key, f"expected {_type_names(types)}, got a boolean")
         if not isinstance(value, types):
-            raise self.error(key, f"expected {_type_names(types)}, got {type(value).__name__} {value!r}")
+            raise self.error(
+                key, f"expected {_type_names(types)}, got {type(value).__name__} {value!r}"
+            )
         return value
 
-    def positive(self, key: str, default: Any = None, required: bool = False, integer: bool = False) -> Any:
+    def positive(
+        self, key: str, default: Any = None, required: bool = False, integer: bool = False
+    ) -> Any:
         value = self.get(key, int if integer else (int, float), default, required)
         if value is not None and not value > 0:
             raise self.error(key, f"must be positive, got {value!r}")
@@ -169,7 +185,14 @@ class _Reader:
 
 def _type_names(types: type | tuple[type, ...]) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table", bool: "true/false"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+        bool: "true/false",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -190,24 +213,35 @@ def load_suite(suite: str | Path) -> Suite:
         raise head.error("name", f"{name!r} may hold only letters, digits and _ . + -")
     description = head.get("description", str, "")
     seeds_raw = head.get("seeds", list, [0])
-    if not seeds_raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw):
-        raise head.error("seeds", f"expected a non-empty list of non-negative integers, got {seeds_raw!r}")
+    if not seeds_raw or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw
+    ):
+        raise head.error(
+            "seeds", f"expected a non-empty list of non-negative integers, got {seeds_raw!r}"
+        )
     if len(set(seeds_raw)) != len(seeds_raw):
         raise head.error("seeds", f"repeated seed in {seeds_raw!r}")
     default_budget = head.positive("budget_epochs", required=True)
     head.reject_unknown("name, description, seeds, budget_epochs")
 
     data_r = _Reader(path, top.get("data", dict, {}), "data")
-    data = DataOptions(data_root=data_r.get("data_root", str), train_subset=data_r.positive("train_subset", integer=True),
-                       download=data_r.get("download", bool, False))
+    data = DataOptions(
+        data_root=data_r.get("data_root", str),
+        train_subset=data_r.positive("train_subset", integer=True),
+        download=data_r.get("download", bool, False),
+    )
     data_r.reject_unknown("data_root, train_subset, download")
 
     tasks_table = top.get("tasks", dict, required=True)
     if not tasks_table:
         raise top.error("tasks", "no task given")
-    tasks = tuple(_task_spec(path, label, table, default_budget) for label, table in tasks_table.items())
+    tasks = tuple(
+        _task_spec(path, label, table, default_budget) for label, table in tasks_table.items()
+    )
 
-    strategies = _strategy_specs(path, top.get("strategies", list, required=True), {t.label for t in tasks})
+    strategies = _strategy_specs(
+        path, top.get("strategies", list, required=True), {t.label for t in tasks}
+    )
     top.reject_unknown("suite, data, tasks, strategies")
     return Suite(name, path, description, tuple(seeds_raw), tasks, strategies, data)
 
@@ -236,10 +270,23 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
     budget = r.positive("budget_epochs", default_budget)
     optimizer = r.get("optimizer", str)
     if optimizer is not None and optimizer not in OPTIMIZERS:
-        raise r.error("optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    r.reject_unknown("task, target, epochs_per_trial, low, high, budget_epochs, optimizer, options")
-    return TaskSpec(label, name, dict(options), float(target), int(epochs), float(low), float(high), float(budget),
-                    optimizer)
+        raise r.error(
+            "optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+        )
+    r.reject_unknown(
+        "task, target, epochs_per_trial, low, high, budget_epochs, optimizer, options"
+    )
+    return TaskSpec(
+        label,
+        name,
+        dict(options),
+        float(target),
+        int(epochs),
+        float(low),
+        float(high),
+        float(budget),
+        optimizer,
+    )
 
 
 def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[StrategySpec, ...]:
@@ -255,7 +302,9 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
         r = _Reader(path, entry, where)
         name = r.get("name", str, required=True)
         if name not in REGISTRY:
-            raise r.error("name", f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}")
+            raise r.error(
+                "name", f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}"
+            )
         label = r.get("label", str, name)
         if not _LABEL.match(label):
             raise r.error("label", f"{label!r} may hold only letters, digits and _ . + -")
@@ -263,10 +312,16 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
         if tasks is not None:
             bad = [t for t in tasks if t not in task_labels]
             if bad:
-                raise r.error("tasks", f"unknown task label(s) {bad}; the suite's tasks are {sorted(task_labels)}")
+                raise r.error(
+                    "tasks",
+                    f"unknown task label(s) {bad}; the suite's tasks are {sorted(task_labels)}",
+                )
         optimizer = r.get("optimizer", str)
         if optimizer is not None and optimizer not in OPTIMIZERS:
-            raise r.error("optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            raise r.error(
+                "optimizer",
+                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
+            )
         options = r.rest()
         try:
             get_strategy(name, **options)  # validates option names and values it checks eagerly
@@ -274,5 +329,7 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
             raise ConfigError(f"{path}: {where}: {e}") from None
         if any(s.label == label for s in specs):
             raise r.error("label", f"label {label!r} used twice: give one of them another label")
-        specs.append(StrategySpec(label, name, options, None if tasks is None else tuple(tasks), optimizer))
+        specs.append(
+            StrategySpec(label, name, options, None if tasks is None else tuple(tasks), optimizer)
+        )
     return tuple(specs)

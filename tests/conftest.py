@@ -5,6 +5,7 @@ Tests use real data only. CIFAR-10 comes from the project's JPEG copy in
 ``shared/`` beside it); a small subset of it is written in torchvision's
 pickle layout once per session.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CIFAR10_JPEG_ARCHIVE = SHARED / "data" / "cifar10-jpeg.tar.gz"
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 # Images per class in the small copy: 100 x 10 = 1000 train (200 per batch
 # file x 5), 20 x 10 = 200 test.
@@ -34,8 +45,13 @@ def _cifar_subset(tar: tarfile.TarFile, members, split: str, per_class: int):
     chosen = {c: [] for c in CIFAR10_CLASSES}
     for m in sorted(members, key=lambda m: m.name):
         parts = m.name.split("/")  # cifar10-jpeg/<split>/<class>/<nnnn>.jpg
-        if (len(parts) == 4 and parts[1] == split and m.isfile()
-                and parts[2] in chosen and len(chosen[parts[2]]) < per_class):
+        if (
+            len(parts) == 4
+            and parts[1] == split
+            and m.isfile()
+            and parts[2] in chosen
+            and len(chosen[parts[2]]) < per_class
+        ):
             chosen[parts[2]].append(m)
     picked = [(m, label) for label, c in enumerate(CIFAR10_CLASSES) for m in chosen[c]]
     # Read in archive order: forward seeks in a gzip stream are cheap, backward
@@ -60,8 +76,10 @@ def cifar10_root(tmp_path_factory) -> Path:
     a test batch of 200, every class present in each split.
     """
     if not CIFAR10_JPEG_ARCHIVE.is_file():
-        pytest.skip(f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG_ARCHIVE}"
-                    " (expected the shared/ folder beside the repository)")
+        pytest.skip(
+            f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG_ARCHIVE}"
+            " (expected the shared/ folder beside the repository)"
+        )
     root = tmp_path_factory.mktemp("cifar10")
     out = root / "cifar-10-batches-py"
     out.mkdir()
@@ -73,9 +91,17 @@ def cifar10_root(tmp_path_factory) -> Path:
     for b in range(5):
         s = slice(b * per_file, (b + 1) * per_file)
         with open(out / f"data_batch_{b + 1}", "wb") as f:
-            pickle.dump({"batch_label": f"training batch {b + 1} of 5",
-                         "labels": train_y[s], "data": train[s]}, f, protocol=4)
+            pickle.dump(
+                {
+                    "batch_label": f"training batch {b + 1} of 5",
+                    "labels": train_y[s],
+                    "data": train[s],
+                },
+                f,
+                protocol=4,
+            )
     with open(out / "test_batch", "wb") as f:
-        pickle.dump({"batch_label": "testing batch 1 of 1",
-                     "labels": test_y, "data": test}, f, protocol=4)
+        pickle.dump(
+            {"batch_label": "testing batch 1 of 1", "labels": test_y, "data": test}, f, protocol=4
+        )
     return root

@@ -1,5 +1,6 @@
 """Tests for the `lrbench` command line: in-process through `lrbench.cli.main` (with capsys), and
 as a real process through `python -m lrbench` for the exit status and the absence of tracebacks."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ from lrbench.optimizers import OPTIMIZERS
 from lrbench.schedules import SCHEDULES
 from lrbench.tasks import TASKS
 
-FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +41,13 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 def lrbench_process(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "LRBENCH_DATA"}
     full_env.update({"OMP_NUM_THREADS": "1", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "lrbench", *argv], capture_output=True, text=True,
-                          env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "lrbench", *argv],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
 
 
 def require_fashion_mnist() -> None:
@@ -46,7 +56,8 @@ def require_fashion_mnist() -> None:
         pytest.skip(f"Fashion-MNIST not installed in {d}")
 
 
-# -- help and list ------------------------------------------------------------------------------------
+# -- help and list --------------------------------------------------------------------------------
+
 
 def test_help_lists_the_subcommands_with_descriptions(capsys):
     with pytest.raises(SystemExit) as e:
@@ -54,9 +65,11 @@ def test_help_lists_the_subcommands_with_descriptions(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "usage: lrbench" in out
-    for line in ("list      list tasks, strategies, optimizers and schedules",
-                 "train     train one trial of a task at one learning rate",
-                 "bench     time the engine's epochs against a plain DataLoader baseline"):
+    for line in (
+        "list      list tasks, strategies, optimizers and schedules",
+        "train     train one trial of a task at one learning rate",
+        "bench     time the engine's epochs against a plain DataLoader baseline",
+    ):
         assert " ".join(line.split()) in " ".join(out.split())
 
 
@@ -97,13 +110,26 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     assert "target 235.0" in out and "target set by the suite" in out
 
 
-# -- train -----------------------------------------------------------------------------------------------
+# -- train ----------------------------------------------------------------------------------------
+
 
 def test_train_digits_json(capsys):
-    code, out, err = cli(capsys, "train", "digits", "--lr", "1e-2", "--epochs", "20", "--json", "--device", "cpu")
+    code, out, err = cli(
+        capsys, "train", "digits", "--lr", "1e-2", "--epochs", "20", "--json", "--device", "cpu"
+    )
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    for key in ("task", "lr", "optimizer", "epochs", "best_epoch", "best_val", "test", "diverged", "history"):
+    for key in (
+        "task",
+        "lr",
+        "optimizer",
+        "epochs",
+        "best_epoch",
+        "best_val",
+        "test",
+        "diverged",
+        "history",
+    ):
         assert key in result
     assert result["task"] == "digits" and result["lr"] == 0.01 and result["optimizer"] == "adam"
     assert result["epochs"] == 20 and len(result["history"]) == 20
@@ -115,9 +141,29 @@ def test_train_digits_json(capsys):
 
 
 def test_train_human_output_with_schedule_and_options(capsys):
-    code, out, err = cli(capsys, "train", "digits", "--lr", "0.05", "--epochs", "3", "--optimizer", "momentum",
-                         "--schedule", "step", "step_size=1", "gamma=0.5", "--task-opt", "hidden=32",
-                         "--train-subset", "640", "--device", "cpu", "--seed", "1")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "digits",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "3",
+        "--optimizer",
+        "momentum",
+        "--schedule",
+        "step",
+        "step_size=1",
+        "gamma=0.5",
+        "--task-opt",
+        "hidden=32",
+        "--train-subset",
+        "640",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+    )
     assert code == 0, err
     assert "best epoch" in out and "test accuracy of that state" in out
     assert "3 epochs, 30 steps" in out  # 640 examples / batch 64
@@ -133,15 +179,28 @@ def test_train_reports_divergence(capsys):
 
 
 def test_train_json_diverged_run_is_still_json(capsys):
-    code, out, _ = cli(capsys, "train", "digits", "--lr", "1e4", "--optimizer", "sgd", "--epochs", "3",
-                       "--json", "--device", "cpu")
+    code, out, _ = cli(
+        capsys,
+        "train",
+        "digits",
+        "--lr",
+        "1e4",
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "3",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
     assert result["diverged"] is True and result["epochs"] == 1
     assert math.isnan(result["history"][0]["val"]) and result["best_val"] is None
 
 
-# -- errors: exit status 2, a clear message, no traceback -----------------------------------------------
+# -- errors: exit status 2, a clear message, no traceback -----------------------------------------
+
 
 def test_missing_fashion_mnist_names_the_searched_places(capsys, tmp_path, monkeypatch):
     empty_root, empty_env, hidden = tmp_path / "root", tmp_path / "env", tmp_path / "not-installed"
@@ -149,8 +208,17 @@ def test_missing_fashion_mnist_names_the_searched_places(capsys, tmp_path, monke
     empty_env.mkdir()
     monkeypatch.setenv("LRBENCH_DATA", str(empty_env))
     monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", hidden)
-    code, out, err = cli(capsys, "train", "fmnist_vae", "--lr", "1e-3", "--data-root", str(empty_root),
-                         "--device", "cpu")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "fmnist_vae",
+        "--lr",
+        "1e-3",
+        "--data-root",
+        str(empty_root),
+        "--device",
+        "cpu",
+    )
     assert code == 2
     assert err.startswith("lrbench: error: Fashion-MNIST not found")
     for place in (empty_root, empty_root / "FashionMNIST" / "raw", empty_env, hidden):
@@ -161,8 +229,17 @@ def test_missing_fashion_mnist_names_the_searched_places(capsys, tmp_path, monke
 
 def test_missing_data_as_a_process(tmp_path):
     # A real process cannot hide the Debian folder, so use CIFAR-10, which has no system copy.
-    proc = lrbench_process("train", "cifar10", "--lr", "0.1", "--data-root", str(tmp_path), "--device", "cpu",
-                           env={"LRBENCH_DATA": str(tmp_path / "env"), "HOME": str(tmp_path / "home")})
+    proc = lrbench_process(
+        "train",
+        "cifar10",
+        "--lr",
+        "0.1",
+        "--data-root",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        env={"LRBENCH_DATA": str(tmp_path / "env"), "HOME": str(tmp_path / "home")},
+    )
     assert proc.returncode == 2
     assert "CIFAR-10 not found" in proc.stderr
     assert str(tmp_path / "cifar-10-batches-py") in proc.stderr
@@ -175,8 +252,22 @@ def test_corrupt_cifar_file_is_named(capsys, tmp_path, cifar10_root):
     shutil.copytree(cifar10_root, root)
     bad = root / "cifar-10-batches-py" / "data_batch_3"
     bad.write_bytes(bad.read_bytes()[:5000])  # truncated, as by an interrupted copy
-    code, out, err = cli(capsys, "train", "cifar10", "--lr", "0.1", "--epochs", "1", "--data-root", str(root),
-                         "--task-opt", "width=8", "batch_size=64", "--device", "cpu")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "cifar10",
+        "--lr",
+        "0.1",
+        "--epochs",
+        "1",
+        "--data-root",
+        str(root),
+        "--task-opt",
+        "width=8",
+        "batch_size=64",
+        "--device",
+        "cpu",
+    )
     assert code == 2
     assert str(bad) in err
     assert err.startswith("lrbench: error: ")
@@ -184,8 +275,23 @@ def test_corrupt_cifar_file_is_named(capsys, tmp_path, cifar10_root):
 
 
 def test_cifar_train_from_fixture_via_cli(capsys, cifar10_root):
-    code, out, err = cli(capsys, "train", "cifar10", "--lr", "0.2", "--epochs", "1", "--json", "--data-root",
-                         str(cifar10_root), "--task-opt", "width=8", "batch_size=64", "--device", "cpu")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "cifar10",
+        "--lr",
+        "0.2",
+        "--epochs",
+        "1",
+        "--json",
+        "--data-root",
+        str(cifar10_root),
+        "--task-opt",
+        "width=8",
+        "batch_size=64",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["task"] == "cifar10" and result["optimizer"] == "nesterov"
@@ -204,27 +310,34 @@ def test_unknown_task(capsys):
 def test_unknown_task_as_a_process():
     proc = lrbench_process("train", "imagenet", "--lr", "0.1")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("lrbench: error: unknown task 'imagenet'; choose one of "
-                                   "fmnist_vae, cifar10, digits, functions")
+    assert proc.stderr.strip() == (
+        "lrbench: error: unknown task 'imagenet'; choose one of "
+        "fmnist_vae, cifar10, digits, functions"
+    )
     assert proc.stdout == ""
 
 
 def test_unknown_optimizer(capsys):
-    code, _, err = cli(capsys, "train", "digits", "--lr", "0.1", "--optimizer", "lion", "--device", "cpu")
+    code, _, err = cli(
+        capsys, "train", "digits", "--lr", "0.1", "--optimizer", "lion", "--device", "cpu"
+    )
     assert code == 2
     assert "unknown optimizer 'lion'" in err and "adamw" in err
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--lr", "0"], "learning rate must be positive"),
-    (["--lr", "0.1", "--epochs", "0"], "epochs must be positive"),
-    (["--lr", "0.1", "--schedule", "warmup"], "unknown schedule 'warmup'"),
-    (["--lr", "0.1", "--schedule", "step", "gama=0.5"], "unknown option(s) gama"),
-    (["--lr", "0.1", "--schedule", "step", "gamma"], "'gamma' is not KEY=VALUE"),
-    (["--lr", "0.1", "--task-opt", "hiden=32"], "unknown option(s) hiden"),
-    (["--lr", "0.1", "--device", "tpu"], "unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "0"], "learning rate must be positive"),
+        (["--lr", "0.1", "--epochs", "0"], "epochs must be positive"),
+        (["--lr", "0.1", "--schedule", "warmup"], "unknown schedule 'warmup'"),
+        (["--lr", "0.1", "--schedule", "step", "gama=0.5"], "unknown option(s) gama"),
+        (["--lr", "0.1", "--schedule", "step", "gamma"], "'gamma' is not KEY=VALUE"),
+        (["--lr", "0.1", "--task-opt", "hiden=32"], "unknown option(s) hiden"),
+        (["--lr", "0.1", "--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
 def test_bad_values_exit_2_naming_them(capsys, argv, message):
     code, _, err = cli(capsys, "train", "digits", *argv)
     assert code == 2
@@ -245,13 +358,24 @@ def test_bad_argument_type_is_a_usage_error(capsys):
     assert "--lr" in capsys.readouterr().err
 
 
-# -- bench -----------------------------------------------------------------------------------------------
+# -- bench ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_bench_fmnist_prints_a_speedup(capsys):
     require_fashion_mnist()
-    code, out, err = cli(capsys, "bench", "fmnist_vae", "--train-subset", "2000", "--epochs", "2",
-                         "--device", "cpu", "--json")
+    code, out, err = cli(
+        capsys,
+        "bench",
+        "fmnist_vae",
+        "--train-subset",
+        "2000",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[0].startswith("fmnist_vae ")
@@ -259,14 +383,30 @@ def test_bench_fmnist_prints_a_speedup(capsys):
     rows = json.loads(lines[-1])
     assert rows[0]["task"] == "fmnist_vae" and rows[0]["train_examples"] == 2000
     assert rows[0]["speedup"] > 0
-    assert rows[0]["speedup"] == pytest.approx(rows[0]["dataloader_s_per_epoch"] / rows[0]["engine_s_per_epoch"])
+    assert rows[0]["speedup"] == pytest.approx(
+        rows[0]["dataloader_s_per_epoch"] / rows[0]["engine_s_per_epoch"]
+    )
 
 
 def test_bench_cifar10_baseline_reads_the_same_local_copy(capsys, cifar10_root):
     # The local copy lacks the official md5 sums that torchvision's CIFAR10 checks.
-    code, out, err = cli(capsys, "bench", "cifar10", "--train-subset", "128", "--epochs", "1", "--device", "cpu",
-                         "--data-root", str(cifar10_root), "--task-opt", "cifar10.width=4", "cifar10.batch_size=64",
-                         "--json")
+    code, out, err = cli(
+        capsys,
+        "bench",
+        "cifar10",
+        "--train-subset",
+        "128",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--data-root",
+        str(cifar10_root),
+        "--task-opt",
+        "cifar10.width=4",
+        "cifar10.batch_size=64",
+        "--json",
+    )
     assert code == 0, err
     rows = json.loads(out.strip().splitlines()[-1])
     assert rows[0]["task"] == "cifar10" and rows[0]["train_examples"] == 128

@@ -1,4 +1,5 @@
 """Tests for lrbench.data: real files only (Debian's Fashion-MNIST, the JPEG copy of CIFAR-10)."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,12 @@ from lrbench.data import (
 from lrbench.errors import ConfigError, CorruptDataError, DataNotFoundError
 
 DEBIAN_DIR = data.FASHION_MNIST_DEBIAN_DIR
-FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +44,9 @@ def _no_data_env(monkeypatch):
 @pytest.fixture(scope="module")
 def fmnist() -> ArraySplits:
     if not all((DEBIAN_DIR / f"{n}.gz").is_file() for n in FASHION_FILES):
-        pytest.skip(f"Fashion-MNIST not installed in {DEBIAN_DIR}"
-                    " (apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"Fashion-MNIST not installed in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)"
+        )
     return read_fashion_mnist(DEBIAN_DIR)
 
 
@@ -51,8 +57,9 @@ def idx_bytes(arr: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
 
 
-def write_fashion(folder: Path, fm: ArraySplits, n_train: int, n_test: int,
-                  gz: bool = False) -> dict[str, Path]:
+def write_fashion(
+    folder: Path, fm: ArraySplits, n_train: int, n_test: int, gz: bool = False
+) -> dict[str, Path]:
     """Write the first n_train/n_test real examples as the four IDX files."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = [fm.train_x[:n_train], fm.train_y[:n_train], fm.test_x[:n_test], fm.test_y[:n_test]]
@@ -66,6 +73,7 @@ def write_fashion(folder: Path, fm: ArraySplits, n_train: int, n_test: int,
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
+
 
 def test_fashion_mnist_from_debian_folder(fmnist):
     assert fmnist.train_x.shape == (60000, 28, 28) and fmnist.train_x.dtype == np.uint8
@@ -129,7 +137,7 @@ def _truncate(path: Path, n: int) -> None:
 
 def _set_bytes(path: Path, offset: int, new: bytes) -> None:
     b = bytearray(path.read_bytes())
-    b[offset:offset + len(new)] = new
+    b[offset : offset + len(new)] = new
     path.write_bytes(bytes(b))
 
 
@@ -140,34 +148,59 @@ def _gz_of(path: Path, raw: bytes) -> None:
 CORRUPTIONS = {
     # name: (file to damage, gzipped?, damage, words the message must contain)
     "truncated images": (
-        "train-images-idx3-ubyte", False, lambda p: _truncate(p, 28 * 28 * 3),
-        ["truncated", "header says 100 images", "97 images"]),
+        "train-images-idx3-ubyte",
+        False,
+        lambda p: _truncate(p, 28 * 28 * 3),
+        ["truncated", "header says 100 images", "97 images"],
+    ),
     "truncated labels in gz": (
-        "train-labels-idx1-ubyte", True,
+        "train-labels-idx1-ubyte",
+        True,
         lambda p: _gz_of(p, gzip.decompress(p.read_bytes())[:-10]),
-        ["truncated: header says 100 labels, file holds 90"]),
+        ["truncated: header says 100 labels, file holds 90"],
+    ),
     "trailing bytes": (
-        "t10k-labels-idx1-ubyte", False, lambda p: p.write_bytes(p.read_bytes() + b"\0"),
-        ["trailing bytes", "header says 50 labels, file holds 51"]),
+        "t10k-labels-idx1-ubyte",
+        False,
+        lambda p: p.write_bytes(p.read_bytes() + b"\0"),
+        ["trailing bytes", "header says 50 labels, file holds 51"],
+    ),
     "wrong magic": (
-        "t10k-labels-idx1-ubyte", False, lambda p: _set_bytes(p, 0, b"\0\0\0\0"),
-        ["bad magic number 0x00000000, expected 2049"]),
+        "t10k-labels-idx1-ubyte",
+        False,
+        lambda p: _set_bytes(p, 0, b"\0\0\0\0"),
+        ["bad magic number 0x00000000, expected 2049"],
+    ),
     "images magic in labels file": (
-        "train-labels-idx1-ubyte", False, lambda p: _set_bytes(p, 0, (2051).to_bytes(4, "big")),
-        ["bad magic number 0x00000803, expected 2049"]),
+        "train-labels-idx1-ubyte",
+        False,
+        lambda p: _set_bytes(p, 0, (2051).to_bytes(4, "big")),
+        ["bad magic number 0x00000803, expected 2049"],
+    ),
     "wrong image size": (
-        "t10k-images-idx3-ubyte", False, lambda p: _set_bytes(p, 12, (27).to_bytes(4, "big")),
-        ["images are 28x27, expected 28x28"]),
+        "t10k-images-idx3-ubyte",
+        False,
+        lambda p: _set_bytes(p, 12, (27).to_bytes(4, "big")),
+        ["images are 28x27, expected 28x28"],
+    ),
     "label out of range": (
-        "train-labels-idx1-ubyte", False, lambda p: _set_bytes(p, 8 + 5, bytes([12])),
-        ["label 12 out of range 0..9", "index 5"]),
+        "train-labels-idx1-ubyte",
+        False,
+        lambda p: _set_bytes(p, 8 + 5, bytes([12])),
+        ["label 12 out of range 0..9", "index 5"],
+    ),
     "gz that is not gzip": (
-        "train-images-idx3-ubyte", True,
+        "train-images-idx3-ubyte",
+        True,
         lambda p: p.write_bytes(gzip.decompress(p.read_bytes())),
-        ["not a gzip file"]),
+        ["not a gzip file"],
+    ),
     "truncated gzip stream": (
-        "t10k-images-idx3-ubyte", True, lambda p: _truncate(p, 100),
-        ["truncated gzip stream"]),
+        "t10k-images-idx3-ubyte",
+        True,
+        lambda p: _truncate(p, 100),
+        ["truncated gzip stream"],
+    ),
 }
 
 
@@ -211,6 +244,7 @@ def test_fashion_mnist_missing_names_every_place(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- CIFAR-10
+
 
 def _load_batch(path: Path) -> dict:
     with open(path, "rb") as f:
@@ -265,28 +299,52 @@ def _set_label(batch, value):
 
 
 CIFAR_CORRUPTIONS = {
-    "garbage bytes": ("data_batch_3", lambda p: p.write_bytes(b"\x80\x04garbage" * 10),
-                      ["not a readable CIFAR-10 pickle"]),
-    "empty file": ("data_batch_2", lambda p: p.write_bytes(b""),
-                   ["not a readable CIFAR-10 pickle"]),
-    "missing labels": ("test_batch", lambda p: _rewrite(p, lambda b: b.pop("labels")),
-                       ["missing key 'labels'"]),
-    "label 10": ("data_batch_1", lambda p: _rewrite(p, lambda b: _set_label(b, 10)),
-                 ["label 10 out of range 0..9", "index 3"]),
-    "label count": ("data_batch_4", lambda p: _rewrite(p, lambda b: b["labels"].pop()),
-                    ["200 images but 199 labels"]),
-    "wrong shape": ("data_batch_5",
-                    lambda p: _rewrite(p, lambda b: b.update(data=b["data"][:, :3000])),
-                    ["shape (200, 3000)", "expected (N, 3072)"]),
-    "wrong dtype": ("test_batch",
-                    lambda p: _rewrite(p, lambda b: b.update(data=b["data"].astype(np.float32))),
-                    ["uint8", "float32"]),
-    "not a dict": ("data_batch_1", lambda p: p.write_bytes(pickle.dumps([1, 2, 3])),
-                   ["expected a dict", "list"]),
+    "garbage bytes": (
+        "data_batch_3",
+        lambda p: p.write_bytes(b"\x80\x04garbage" * 10),
+        ["not a readable CIFAR-10 pickle"],
+    ),
+    "empty file": (
+        "data_batch_2",
+        lambda p: p.write_bytes(b""),
+        ["not a readable CIFAR-10 pickle"],
+    ),
+    "missing labels": (
+        "test_batch",
+        lambda p: _rewrite(p, lambda b: b.pop("labels")),
+        ["missing key 'labels'"],
+    ),
+    "label 10": (
+        "data_batch_1",
+        lambda p: _rewrite(p, lambda b: _set_label(b, 10)),
+        ["label 10 out of range 0..9", "index 3"],
+    ),
+    "label count": (
+        "data_batch_4",
+        lambda p: _rewrite(p, lambda b: b["labels"].pop()),
+        ["200 images but 199 labels"],
+    ),
+    "wrong shape": (
+        "data_batch_5",
+        lambda p: _rewrite(p, lambda b: b.update(data=b["data"][:, :3000])),
+        ["shape (200, 3000)", "expected (N, 3072)"],
+    ),
+    "wrong dtype": (
+        "test_batch",
+        lambda p: _rewrite(p, lambda b: b.update(data=b["data"].astype(np.float32))),
+        ["uint8", "float32"],
+    ),
+    "not a dict": (
+        "data_batch_1",
+        lambda p: p.write_bytes(pickle.dumps([1, 2, 3])),
+        ["expected a dict", "list"],
+    ),
     # A pickle naming any other global could run code: it is refused, not executed.
-    "foreign global": ("data_batch_2",
-                       lambda p: p.write_bytes(pickle.dumps(ConfigError("x"))),
-                       ["refusing to load global lrbench.errors.ConfigError"]),
+    "foreign global": (
+        "data_batch_2",
+        lambda p: p.write_bytes(pickle.dumps(ConfigError("x"))),
+        ["refusing to load global lrbench.errors.ConfigError"],
+    ),
 }
 
 
@@ -321,6 +379,7 @@ def test_cifar10_missing_names_every_place(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- digits
 
+
 def test_digits_shapes_and_stratified_split():
     d = read_digits()
     assert d.train_x.shape == (1437, 64) and d.test_x.shape == (360, 64)
@@ -337,6 +396,7 @@ def test_digits_shapes_and_stratified_split():
 
 
 # ---------------------------------------------------------------- splitting and batching
+
 
 def test_holdout_split():
     train, val = holdout_split(1000, 100, seed=3)
@@ -357,14 +417,17 @@ def _split(n: int, labels: bool = True) -> TensorSplit:
     return TensorSplit(x, x[:, 0] * 2 if labels else None)
 
 
-@pytest.mark.parametrize("n,bs,drop_last,sizes", [
-    (103, 10, True, [10] * 10),
-    (103, 10, False, [10] * 10 + [3]),
-    (100, 10, True, [10] * 10),
-    (7, 10, True, [7]),       # smaller than a batch: one batch, never an empty epoch
-    (7, 10, False, [7]),
-    (0, 10, True, []),
-])
+@pytest.mark.parametrize(
+    "n,bs,drop_last,sizes",
+    [
+        (103, 10, True, [10] * 10),
+        (103, 10, False, [10] * 10 + [3]),
+        (100, 10, True, [10] * 10),
+        (7, 10, True, [7]),  # smaller than a batch: one batch, never an empty epoch
+        (7, 10, False, [7]),
+        (0, 10, True, []),
+    ],
+)
 def test_shuffled_batches_cover_each_index_at_most_once(n, bs, drop_last, sizes):
     split = _split(n)
     g = torch.Generator().manual_seed(0)
@@ -398,14 +461,14 @@ def test_shuffled_batches_deterministic_and_on_device_permutation():
     x, y = next(it)
     assert y is None and x.device == split.x.device
     # Consecutive epochs on one generator draw fresh permutations.
-    assert not torch.equal(torch.cat([x for x, _ in shuffled_batches(split, 8, g)]),
-                           torch.cat(a))
+    assert not torch.equal(torch.cat([x for x, _ in shuffled_batches(split, 8, g)]), torch.cat(a))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_shuffled_batches_on_cuda_without_host_sync():
-    split = TensorSplit(torch.arange(1000, device="cuda").float().unsqueeze(1),
-                        torch.arange(1000, device="cuda"))
+    split = TensorSplit(
+        torch.arange(1000, device="cuda").float().unsqueeze(1), torch.arange(1000, device="cuda")
+    )
     g = torch.Generator(device="cuda").manual_seed(0)
     torch.cuda.set_sync_debug_mode("error")  # any host sync raises
     try:
@@ -418,10 +481,18 @@ def test_shuffled_batches_on_cuda_without_host_sync():
     assert len(evals) == 16
 
 
-@pytest.mark.parametrize("n,bs,drop_last,expected", [
-    (60000, 128, True, 468), (60000, 128, False, 469), (50, 64, True, 1),
-    (50, 64, False, 1), (64, 64, True, 1), (65, 64, True, 1), (0, 64, False, 0),
-])
+@pytest.mark.parametrize(
+    "n,bs,drop_last,expected",
+    [
+        (60000, 128, True, 468),
+        (60000, 128, False, 469),
+        (50, 64, True, 1),
+        (50, 64, False, 1),
+        (64, 64, True, 1),
+        (65, 64, True, 1),
+        (0, 64, False, 0),
+    ],
+)
 def test_steps_per_epoch(n, bs, drop_last, expected):
     assert steps_per_epoch(n, bs, drop_last) == expected
     g = torch.Generator().manual_seed(0)

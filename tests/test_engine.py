@@ -1,5 +1,6 @@
 """Tests for lrbench.engine.train on real data (digits; a Fashion-MNIST subset): determinism,
 divergence, budget cuts, callbacks, cost accounting, the best state, the recorded rates."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from lrbench.schedules import ScheduleSpec
 from lrbench.tasks import DataOptions, get_task
 
 CPU = torch.device("cpu")
-FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 TIMING_FIELDS = {"seconds", "eval_seconds"}
 
 
@@ -49,10 +54,16 @@ def numbers(result) -> list[tuple]:
 def run(task, d, lr, epochs, **kw):
     schedule = kw.pop("schedule", None)
     cfg_kw = {k: kw.pop(k) for k in ("optimizer", "seed", "max_steps") if k in kw}
-    return train(task, TrainConfig.for_task(task, lr, epochs=epochs, schedule=schedule, **cfg_kw), data=d, **kw)
+    return train(
+        task,
+        TrainConfig.for_task(task, lr, epochs=epochs, schedule=schedule, **cfg_kw),
+        data=d,
+        **kw,
+    )
 
 
-# -- determinism ------------------------------------------------------------------------------------
+# -- determinism ----------------------------------------------------------------------------------
+
 
 def test_same_seed_gives_identical_history_different_seed_differs(digits):
     task, d = digits
@@ -75,13 +86,14 @@ def test_vae_determinism_includes_the_latent_noise(fmnist):
     assert a.history[0].val != c.history[0].val
 
 
-# -- divergence -------------------------------------------------------------------------------------
+# -- divergence -----------------------------------------------------------------------------------
+
 
 def test_digits_huge_sgd_lr_diverges_without_exception(digits):
     task, d = digits
     result = run(task, d, 1e4, 5, optimizer="sgd")
     assert result.diverged
-    assert len(result.history) == 1            # ends after the epoch in which it diverged...
+    assert len(result.history) == 1  # ends after the epoch in which it diverged...
     assert result.epochs == len(result.history) == 1  # ...and that whole epoch is counted
     assert result.steps == d.steps_per_epoch
     assert math.isnan(result.history[-1].val)
@@ -107,7 +119,8 @@ def test_callback_not_called_after_divergence(digits):
     assert result.diverged and seen == []
 
 
-# -- budget cut and callback ----------------------------------------------------------------------------
+# -- budget cut and callback ----------------------------------------------------------------------
+
 
 def test_max_steps_cuts_mid_epoch(digits):
     task, d = digits
@@ -159,7 +172,8 @@ def test_callback_returning_falsy_goes_on(digits):
     assert not result.stopped and len(result.history) == 3
 
 
-# -- accounting --------------------------------------------------------------------------------------
+# -- accounting -----------------------------------------------------------------------------------
+
 
 def test_step_and_epoch_accounting(digits):
     task, d = digits
@@ -192,7 +206,8 @@ def test_result_to_dict_is_json(digits):
     assert len(out["history"]) == 2 and out["history"][1]["steps"] == 2 * d.steps_per_epoch
 
 
-# -- best state and test metric ---------------------------------------------------------------------------
+# -- best state and test metric -------------------------------------------------------------------
+
 
 def manual_train(task, d, lr, epochs, seed):
     """The engine's loop written out by hand (adam, constant rate, CPU)."""
@@ -217,7 +232,9 @@ def test_test_metric_comes_from_the_best_validation_epoch(digits):
     vals = [r.val for r in result.history]
     assert result.best_val == max(vals)
     assert result.best_epoch == vals.index(max(vals)) + 1
-    assert result.best_epoch < 20, "pick a setting whose best epoch is not the last, or the test proves nothing"
+    assert result.best_epoch < 20, (
+        "pick a setting whose best epoch is not the last, or the test proves nothing"
+    )
 
     best = manual_train(task, d, 1e-2, result.best_epoch, seed=0)
     last = manual_train(task, d, 1e-2, 20, seed=0)
@@ -229,7 +246,11 @@ def test_test_metric_comes_from_the_best_validation_epoch(digits):
 
     # Training only to the best epoch gives the same best state and test number.
     short = run(task, d, 1e-2, result.best_epoch, seed=0)
-    assert (short.best_epoch, short.best_val, short.test) == (result.best_epoch, result.best_val, result.test)
+    assert (short.best_epoch, short.best_val, short.test) == (
+        result.best_epoch,
+        result.best_val,
+        result.test,
+    )
 
 
 def test_minimised_metric_keeps_the_lowest(fmnist):
@@ -239,12 +260,15 @@ def test_minimised_metric_keeps_the_lowest(fmnist):
     assert result.best_val == min(vals) and result.test is None
 
 
-# -- recorded learning rates -----------------------------------------------------------------------------
+# -- recorded learning rates ----------------------------------------------------------------------
+
 
 def test_history_lr_follows_a_per_epoch_schedule(digits):
     task, d = digits
     result = run(task, d, 1e-2, 5, schedule=ScheduleSpec("step", {"step_size": 2, "gamma": 0.5}))
-    assert [r.lr for r in result.history] == pytest.approx([1e-2 * 0.5 ** (e // 2) for e in range(1, 6)], rel=1e-12)
+    assert [r.lr for r in result.history] == pytest.approx(
+        [1e-2 * 0.5 ** (e // 2) for e in range(1, 6)], rel=1e-12
+    )
     assert result.schedule == "step step_size=2 gamma=0.5"
 
 
@@ -252,8 +276,10 @@ def test_history_lr_follows_a_per_step_schedule(digits):
     task, d = digits
     epochs, spe, eta_min = 4, d.steps_per_epoch, 1e-4
     result = run(task, d, 1e-2, epochs, schedule=ScheduleSpec("cosine", {"eta_min": eta_min}))
-    expected = [eta_min + 0.5 * (1e-2 - eta_min) * (1 + math.cos(math.pi * e * spe / (epochs * spe)))
-                for e in range(1, epochs + 1)]
+    expected = [
+        eta_min + 0.5 * (1e-2 - eta_min) * (1 + math.cos(math.pi * e * spe / (epochs * spe)))
+        for e in range(1, epochs + 1)
+    ]
     assert [r.lr for r in result.history] == pytest.approx(expected, rel=1e-6)
     assert result.history[-1].lr == pytest.approx(eta_min)
 
@@ -264,8 +290,12 @@ def test_history_lr_of_triangular_cycle(digits):
     up = spe * 2  # step_size_epochs=2
     result = run(task, d, 1e-2, 4, schedule=ScheduleSpec("triangular", {"base_lr": 1e-3}))
     # After e epochs the cycle has run e*spe steps: up to the peak at epoch 2, back to base at epoch 4.
-    triangle = lambda it: 1e-3 + (1e-2 - 1e-3) * max(0.0, 1 - abs(it / up - 2 * math.floor(1 + it / (2 * up)) + 1))  # noqa: E731
-    assert [r.lr for r in result.history] == pytest.approx([triangle(e * spe) for e in range(1, 5)], rel=1e-9)
+    triangle = lambda it: (
+        1e-3 + (1e-2 - 1e-3) * max(0.0, 1 - abs(it / up - 2 * math.floor(1 + it / (2 * up)) + 1))
+    )  # noqa: E731
+    assert [r.lr for r in result.history] == pytest.approx(
+        [triangle(e * spe) for e in range(1, 5)], rel=1e-9
+    )
     assert result.history[1].lr == pytest.approx(1e-2)
     assert result.history[3].lr == pytest.approx(1e-3)
 
@@ -273,7 +303,13 @@ def test_history_lr_of_triangular_cycle(digits):
 def test_one_cycle_history_ends_at_its_minimum_not_beyond(digits):
     # cifar10's default schedule: linear annealing. The last record used to show a negative rate.
     task, d = digits
-    result = run(task, d, 1e-2, 3, schedule=ScheduleSpec("one_cycle", {"pct_start": 0.25, "anneal_strategy": "linear"}))
+    result = run(
+        task,
+        d,
+        1e-2,
+        3,
+        schedule=ScheduleSpec("one_cycle", {"pct_start": 0.25, "anneal_strategy": "linear"}),
+    )
     lrs = [r.lr for r in result.history]
     assert all(v > 0 for v in lrs)
     assert lrs[-1] == pytest.approx(1e-2 / (25 * 1e4), rel=1e-6)
@@ -283,11 +319,14 @@ def test_one_cycle_history_ends_at_its_minimum_not_beyond(digits):
 def test_budget_cut_epoch_does_not_step_the_epoch_schedule(digits):
     task, d = digits
     spe = d.steps_per_epoch
-    result = run(task, d, 1e-2, 5, max_steps=spe + 3, schedule=ScheduleSpec("exponential", {"gamma": 0.5}))
+    result = run(
+        task, d, 1e-2, 5, max_steps=spe + 3, schedule=ScheduleSpec("exponential", {"gamma": 0.5})
+    )
     assert [r.lr for r in result.history] == pytest.approx([5e-3, 5e-3])
 
 
-# -- configuration and devices ----------------------------------------------------------------------------
+# -- configuration and devices --------------------------------------------------------------------
+
 
 def test_train_config_for_task_defaults_and_overrides():
     cifar = get_task("cifar10", width=8)

@@ -1,4 +1,5 @@
 """lrbench run: suites into an Optuna storage, budgets, resume, interruption, workers, bad input."""
+
 from __future__ import annotations
 
 import textwrap
@@ -56,13 +57,16 @@ def trials_by_study(url: str) -> dict[str, list[tuple]]:
     for summary in optuna.get_all_study_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         out[summary.study_name] = [
-            (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs")) for t in study.trials
+            (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs"))
+            for t in study.trials
         ]
     return out
 
 
 def spent_epochs(study: optuna.Study) -> float:
-    return study.user_attrs.get("overhead_epochs", 0.0) + sum(t.user_attrs.get("epochs", 0.0) for t in study.trials)
+    return study.user_attrs.get("overhead_epochs", 0.0) + sum(
+        t.user_attrs.get("epochs", 0.0) for t in study.trials
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +81,12 @@ def tiny_run(tmp_path_factory):
 def test_every_run_is_a_study_with_the_documented_name(tiny_run):
     _, url = tiny_run
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
-    assert names == sorted(f"tiny/{t}/{s}/seed{k}" for t in ("digits", "bowl") for s in ("tpe", "one_cycle")
-                           for k in (0, 1))
+    assert names == sorted(
+        f"tiny/{t}/{s}/seed{k}"
+        for t in ("digits", "bowl")
+        for s in ("tpe", "one_cycle")
+        for k in (0, 1)
+    )
     for name in names:
         study = optuna.load_study(study_name=name, storage=url)
         assert study.user_attrs["status"] == "complete"
@@ -136,7 +144,11 @@ def test_an_interrupted_run_finishes_as_an_uninterrupted_one(tiny_run, tmp_path)
     run_suite(suite_path, storage=url2, device="cpu", progress=False, only="digits/tpe")
     resumed = optuna.load_study(study_name=run.study_name, storage=url2)
     reference = optuna.load_study(study_name=run.study_name, storage=url)
-    ok = [(t.params["lr"], t.value, t.user_attrs["epochs"]) for t in resumed.trials if t.state != TrialState.FAIL]
+    ok = [
+        (t.params["lr"], t.value, t.user_attrs["epochs"])
+        for t in resumed.trials
+        if t.state != TrialState.FAIL
+    ]
     ref = [(t.params["lr"], t.value, t.user_attrs["epochs"]) for t in reference.trials]
     assert ok == ref
     assert resumed.trials[len(states) - 1].state == TrialState.FAIL
@@ -162,32 +174,54 @@ def test_a_changed_suite_does_not_mix_with_stored_runs(tiny_run, tmp_path):
 
 
 BAD_SUITES = {
-    "unknown top-level key": ("[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\n[extra]\n",
-                              "extra: unknown key"),
-    "unknown task key": ("[suite]\nbudget_epochs = 5\n[tasks.digits]\ntargett = 1\n[[strategies]]\nname='grid'\n",
-                         "tasks.digits.targett: unknown key"),
-    "wrong type": ("[suite]\nbudget_epochs = 'ten'\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
-                   "suite.budget_epochs: expected"),
-    "unknown task": ("[suite]\nbudget_epochs = 5\n[tasks.mnist]\n[[strategies]]\nname='grid'\n",
-                     "tasks.mnist.task: unknown task 'mnist'"),
-    "unknown strategy": ("[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='bogo'\n",
-                         "strategies[0].name: unknown strategy 'bogo'"),
-    "unknown strategy option": ("[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\nm=3\n",
-                                "unknown option(s) m"),
-    "non-positive budget": ("[suite]\nbudget_epochs = 0\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
-                            "suite.budget_epochs: must be positive"),
-    "low >= high": ("[suite]\nbudget_epochs = 5\n[tasks.digits]\nlow = 1.0\nhigh = 0.1\n[[strategies]]\nname='grid'\n",
-                    "tasks.digits.low: low (1.0) must be below high (0.1)"),
-    "no target": ("[suite]\nbudget_epochs = 5\n[tasks.functions]\n[[strategies]]\nname='grid'\n",
-                  "tasks.functions.target: task 'functions' has no default target"),
+    "unknown top-level key": (
+        "[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\n[extra]\n",
+        "extra: unknown key",
+    ),
+    "unknown task key": (
+        "[suite]\nbudget_epochs = 5\n[tasks.digits]\ntargett = 1\n[[strategies]]\nname='grid'\n",
+        "tasks.digits.targett: unknown key",
+    ),
+    "wrong type": (
+        "[suite]\nbudget_epochs = 'ten'\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
+        "suite.budget_epochs: expected",
+    ),
+    "unknown task": (
+        "[suite]\nbudget_epochs = 5\n[tasks.mnist]\n[[strategies]]\nname='grid'\n",
+        "tasks.mnist.task: unknown task 'mnist'",
+    ),
+    "unknown strategy": (
+        "[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='bogo'\n",
+        "strategies[0].name: unknown strategy 'bogo'",
+    ),
+    "unknown strategy option": (
+        "[suite]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\nm=3\n",
+        "unknown option(s) m",
+    ),
+    "non-positive budget": (
+        "[suite]\nbudget_epochs = 0\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
+        "suite.budget_epochs: must be positive",
+    ),
+    "low >= high": (
+        "[suite]\nbudget_epochs = 5\n[tasks.digits]\nlow = 1.0\nhigh = 0.1\n[[strategies]]\nname='grid'\n",
+        "tasks.digits.low: low (1.0) must be below high (0.1)",
+    ),
+    "no target": (
+        "[suite]\nbudget_epochs = 5\n[tasks.functions]\n[[strategies]]\nname='grid'\n",
+        "tasks.functions.target: task 'functions' has no default target",
+    ),
     "broken TOML": ("[suite\nbudget_epochs = 5\n", "not valid TOML"),
-    "bad seeds": ("[suite]\nseeds = [0, -1]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
-                  "suite.seeds"),
+    "bad seeds": (
+        "[suite]\nseeds = [0, -1]\nbudget_epochs = 5\n[tasks.digits]\n[[strategies]]\nname='grid'\n",
+        "suite.seeds",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_SUITES))
-def test_a_bad_suite_exits_2_naming_file_and_key_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+def test_a_bad_suite_exits_2_naming_file_and_key_and_writes_nothing(
+    case, tmp_path, capsys, monkeypatch
+):
     text, expected = BAD_SUITES[case]
     path = write_suite(tmp_path, text, "bad.toml")
     monkeypatch.chdir(tmp_path)
@@ -215,9 +249,42 @@ def test_shares_of_a_suite_together_store_what_one_process_does(tiny_run, tmp_pa
     suite, url = tiny_run
     url2 = f"sqlite:///{tmp_path / 'shares.db'}"
     for k in (0, 1, 2):
-        assert main(["run", str(suite), "--storage", url2, "--only", "bowl/*", "--quiet", "--device", "cpu",
-                     "--num-workers", "3", "--worker-index", str(k)]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(suite),
+                    "--storage",
+                    url2,
+                    "--only",
+                    "bowl/*",
+                    "--quiet",
+                    "--device",
+                    "cpu",
+                    "--num-workers",
+                    "3",
+                    "--worker-index",
+                    str(k),
+                ]
+            )
+            == 0
+        )
     ref = {k: v for k, v in trials_by_study(url).items() if k.startswith("tiny/bowl/")}
     assert trials_by_study(url2) == ref
-    assert main(["run", str(suite), "--storage", url2, "--num-workers", "3", "--worker-index", "3", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(suite),
+                "--storage",
+                url2,
+                "--num-workers",
+                "3",
+                "--worker-index",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "--worker-index must be in 0..2" in capsys.readouterr().err

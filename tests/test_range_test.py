@@ -130,7 +130,9 @@ def lr_at_min(result):
 def test_suggestions_inside_range_and_ordered(batches, kind, start, end):
     model = make_mlp()
     opt = make_opt(kind, model)
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=start, end_lr=end, num_iter=100)
+    res = lr_range_test(
+        model, opt, batches, nn.CrossEntropyLoss(), start_lr=start, end_lr=end, num_iter=100
+    )
 
     assert set(res.suggestions) == set(SUGGESTION_KEYS)
     # the curve really descends on digits
@@ -152,8 +154,16 @@ def test_suggestions_inside_range_and_ordered(batches, kind, start, end):
 def test_diverges_and_stops_early(batches):
     model = make_mlp()
     opt = make_opt("sgd", model)
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-4, end_lr=100.0,
-                        num_iter=100, diverge_th=5.0)
+    res = lr_range_test(
+        model,
+        opt,
+        batches,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-4,
+        end_lr=100.0,
+        num_iter=100,
+        diverge_th=5.0,
+    )
     assert res.stopped_early
     assert res.num_steps < 100
     assert res.num_steps == len(res.lrs) == len(res.losses) == len(res.raw_losses)
@@ -171,7 +181,9 @@ def test_diverges_and_stops_early(batches):
 def test_no_early_stop_runs_all_steps(batches):
     model = make_mlp()
     opt = make_opt("sgd", model)
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-6, end_lr=1e-3, num_iter=30)
+    res = lr_range_test(
+        model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-6, end_lr=1e-3, num_iter=30
+    )
     assert not res.stopped_early
     assert res.num_steps == 30
 
@@ -189,7 +201,9 @@ def test_state_restored_bit_identical(batches, kind):
     before = snapshot(model, opt)
     assert before["opt_state"], "warm-up should have created optimizer state"
 
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=100.0, num_iter=60)
+    res = lr_range_test(
+        model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=100.0, num_iter=60
+    )
     assert res.num_steps > 5
     assert_same(before, model, opt)
     assert "initial_lr" not in opt.param_groups[0]
@@ -216,7 +230,9 @@ def test_state_restored_when_loop_raises(batches):
         return ce_loss_fn(model, batch)
 
     with pytest.raises(RuntimeError, match="boom"):
-        lr_range_test(model, opt, batches, loss_fn=failing, start_lr=1e-3, end_lr=10.0, num_iter=50)
+        lr_range_test(
+            model, opt, batches, loss_fn=failing, start_lr=1e-3, end_lr=10.0, num_iter=50
+        )
     assert calls["n"] == 6
     assert_same(before, model, opt)
 
@@ -225,8 +241,16 @@ def test_restore_false_keeps_training(batches):
     model = make_mlp()
     opt = make_opt("sgd", model)
     w0 = model[0].weight.detach().clone()
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-3, end_lr=1e-1,
-                        num_iter=10, restore=False)
+    res = lr_range_test(
+        model,
+        opt,
+        batches,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-3,
+        end_lr=1e-1,
+        num_iter=10,
+        restore=False,
+    )
     assert res.num_steps == 10
     assert not torch.equal(w0, model[0].weight)
     assert opt.state  # momentum buffers kept
@@ -236,8 +260,14 @@ def test_restore_false_keeps_training(batches):
 
 def test_multiple_param_groups_get_same_lr_and_are_restored(batches):
     model = make_mlp()
-    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
-                           {"params": model[2].parameters(), "lr": 0.01, "momentum": 0.5}], lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(
+        [
+            {"params": model[0].parameters(), "lr": 0.1},
+            {"params": model[2].parameters(), "lr": 0.01, "momentum": 0.5},
+        ],
+        lr=0.05,
+        momentum=0.9,
+    )
     seen = []
 
     def loss_fn(m, batch):
@@ -245,7 +275,9 @@ def test_multiple_param_groups_get_same_lr_and_are_restored(batches):
         return ce_loss_fn(m, batch)
 
     before = snapshot(model, opt)
-    res = lr_range_test(model, opt, batches, loss_fn=loss_fn, start_lr=1e-4, end_lr=1e-2, num_iter=8)
+    res = lr_range_test(
+        model, opt, batches, loss_fn=loss_fn, start_lr=1e-4, end_lr=1e-2, num_iter=8
+    )
     assert all(a == b for a, b in seen)
     assert [s[0] for s in seen] == res.lrs
     assert_same(before, model, opt)
@@ -260,8 +292,17 @@ def test_lr_sequence_matches_formula(batches, mode):
     model = make_mlp()
     opt = make_opt("sgd", model)
     start, end, n = 1e-6, 1e-2, 40
-    res = lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), start_lr=start, end_lr=end, num_iter=n,
-                        step_mode=mode, diverge_th=math.inf)
+    res = lr_range_test(
+        model,
+        opt,
+        batches,
+        nn.CrossEntropyLoss(),
+        start_lr=start,
+        end_lr=end,
+        num_iter=n,
+        step_mode=mode,
+        diverge_th=math.inf,
+    )
     assert not res.stopped_early and res.num_steps == n
     i = np.arange(n)
     if mode == "exp":
@@ -286,8 +327,15 @@ def test_batches_are_cycled(batches):
 
     src = Counting(batches[:3])
     model = make_mlp()
-    res = lr_range_test(model, make_opt("sgd", model), src, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=1e-3,
-                        num_iter=10)
+    res = lr_range_test(
+        model,
+        make_opt("sgd", model),
+        src,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-5,
+        end_lr=1e-3,
+        num_iter=10,
+    )
     assert res.num_steps == 10
     assert src.passes == 4  # 3 + 3 + 3 + 1, and no batch fetched beyond the last step
 
@@ -295,18 +343,28 @@ def test_batches_are_cycled(batches):
 def test_one_shot_iterators(batches):
     model = make_mlp()
     opt = make_opt("sgd", model)
+
     # an infinite generator is fine
     def forever():
         while True:
             yield from batches
 
-    res = lr_range_test(model, opt, forever(), nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=1e-3, num_iter=12)
+    res = lr_range_test(
+        model, opt, forever(), nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=1e-3, num_iter=12
+    )
     assert res.num_steps == 12
     # a finite one that runs out cannot be re-iterated: clear error, state restored
     before = snapshot(model, opt)
     with pytest.raises(ValueError, match="re-iterable"):
-        lr_range_test(model, opt, iter(batches[:3]), nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=1e-3,
-                      num_iter=12)
+        lr_range_test(
+            model,
+            opt,
+            iter(batches[:3]),
+            nn.CrossEntropyLoss(),
+            start_lr=1e-5,
+            end_lr=1e-3,
+            num_iter=12,
+        )
     assert_same(before, model, opt)
 
 
@@ -335,22 +393,39 @@ def test_val_batches_mode(batches, val_batches):
         return ce_loss_fn(m, batch)
 
     model.train()
-    res = lr_range_test(model, opt, batches, loss_fn=loss_fn, val_batches=val_batches, start_lr=1e-4,
-                        end_lr=1.0, num_iter=20)
+    res = lr_range_test(
+        model,
+        opt,
+        batches,
+        loss_fn=loss_fn,
+        val_batches=val_batches,
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_iter=20,
+    )
     assert res.loss_source == "val" and res.num_steps == 20
     assert all(math.isfinite(v) for v in res.raw_losses)
     nv = len(val_batches)
     assert len(modes) == 20 * (1 + nv)
     for step in range(20):
-        chunk = modes[step * (1 + nv):(step + 1) * (1 + nv)]
+        chunk = modes[step * (1 + nv) : (step + 1) * (1 + nv)]
         assert chunk[0] == (True, True)  # training step
         assert all(c == (False, False) for c in chunk[1:])  # eval, no grad
     assert model.training and all(m.training for m in model.modules())
 
     # recorded value = mean val loss after the step (check the last one with restore=False)
     m2 = make_mlp()
-    res2 = lr_range_test(m2, make_opt("sgd", m2), batches, nn.CrossEntropyLoss(), val_batches=iter(val_batches),
-                         start_lr=1e-3, end_lr=1e-1, num_iter=3, restore=False)
+    res2 = lr_range_test(
+        m2,
+        make_opt("sgd", m2),
+        batches,
+        nn.CrossEntropyLoss(),
+        val_batches=iter(val_batches),
+        start_lr=1e-3,
+        end_lr=1e-1,
+        num_iter=3,
+        restore=False,
+    )
     with torch.no_grad():
         expected = np.mean([F.cross_entropy(m2(x), y).item() for x, y in val_batches])
     assert res2.raw_losses[-1] == pytest.approx(expected, rel=1e-6)
@@ -358,15 +433,30 @@ def test_val_batches_mode(batches, val_batches):
 
 def test_smoothing_is_bias_corrected_ema(batches):
     model = make_mlp()
-    res = lr_range_test(model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5,
-                        end_lr=1e-2, num_iter=25, smooth_f=0.1)
+    res = lr_range_test(
+        model,
+        make_opt("sgd", model),
+        batches,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-5,
+        end_lr=1e-2,
+        num_iter=25,
+        smooth_f=0.1,
+    )
     beta, avg = 0.9, 0.0
     for i, (raw, sm) in enumerate(zip(res.raw_losses, res.losses)):
         avg = beta * avg + (1 - beta) * raw
         assert sm == pytest.approx(avg / (1 - beta ** (i + 1)), rel=1e-12)
     assert res.losses[0] == pytest.approx(res.raw_losses[0])
-    res1 = lr_range_test(model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), num_iter=10,
-                         end_lr=1e-3, smooth_f=1.0)
+    res1 = lr_range_test(
+        model,
+        make_opt("sgd", model),
+        batches,
+        nn.CrossEntropyLoss(),
+        num_iter=10,
+        end_lr=1e-3,
+        smooth_f=1.0,
+    )
     assert res1.losses == pytest.approx(res1.raw_losses)
 
 
@@ -375,8 +465,9 @@ def test_smoothing_is_bias_corrected_ema(batches):
 # --------------------------------------------------------------------------- #
 def test_plot_and_to_dict(batches, tmp_path):
     model = make_mlp()
-    res = lr_range_test(model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5,
-                        end_lr=100.0)
+    res = lr_range_test(
+        model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=100.0
+    )
     path = tmp_path / "sub" / "range_test.png"
     ax = res.plot(path=path, title="digits MLP")
     assert path.stat().st_size > 1000
@@ -391,7 +482,11 @@ def test_plot_and_to_dict(batches, tmp_path):
     for key in ("lrs", "losses", "raw_losses", "suggestions", "num_steps", "stopped_early"):
         assert key in d
     back = RangeTestResult.from_dict(json.loads(text))
-    assert back.lrs == res.lrs and back.num_steps == res.num_steps and back.suggestions == res.suggestions
+    assert (
+        back.lrs == res.lrs
+        and back.num_steps == res.num_steps
+        and back.suggestions == res.suggestions
+    )
     # drawing into a given Axes
     from matplotlib.figure import Figure
 
@@ -401,8 +496,16 @@ def test_plot_and_to_dict(batches, tmp_path):
 
 
 def test_to_dict_with_nonfinite_loss():
-    res = RangeTestResult(lrs=[1e-3, 1e-2, 1e-1], losses=[2.0, 1.0, math.inf], raw_losses=[2.0, 0.5, math.nan],
-                          num_steps=3, stopped_early=True, start_lr=1e-3, end_lr=1.0, step_mode="exp")
+    res = RangeTestResult(
+        lrs=[1e-3, 1e-2, 1e-1],
+        losses=[2.0, 1.0, math.inf],
+        raw_losses=[2.0, 0.5, math.nan],
+        num_steps=3,
+        stopped_early=True,
+        start_lr=1e-3,
+        end_lr=1.0,
+        step_mode="exp",
+    )
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["losses"][-1] is None and d["raw_losses"][-1] is None
@@ -432,11 +535,21 @@ def test_criterion_xor_loss_fn(batches):
         lr_range_test(model, opt, batches, nn.CrossEntropyLoss(), loss_fn=ce_loss_fn)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"start_lr": 1.0, "end_lr": 1.0}, {"start_lr": 0.0}, {"start_lr": -1.0}, {"end_lr": math.inf},
-    {"num_iter": 1}, {"num_iter": 2.5}, {"step_mode": "cosine"}, {"smooth_f": 0.0}, {"smooth_f": 1.5},
-    {"diverge_th": 1.0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"start_lr": 1.0, "end_lr": 1.0},
+        {"start_lr": 0.0},
+        {"start_lr": -1.0},
+        {"end_lr": math.inf},
+        {"num_iter": 1},
+        {"num_iter": 2.5},
+        {"step_mode": "cosine"},
+        {"smooth_f": 0.0},
+        {"smooth_f": 1.5},
+        {"diverge_th": 1.0},
+    ],
+)
 def test_bad_arguments(batches, kwargs):
     model = make_mlp()
     with pytest.raises(ValueError):
@@ -446,7 +559,9 @@ def test_bad_arguments(batches, kwargs):
 def test_criterion_mode_needs_pairs():
     model = make_mlp()
     with pytest.raises(ValueError, match="inputs, targets"):
-        lr_range_test(model, make_opt("sgd", model), [{"x": torch.zeros(2, 64)}], nn.CrossEntropyLoss())
+        lr_range_test(
+            model, make_opt("sgd", model), [{"x": torch.zeros(2, 64)}], nn.CrossEntropyLoss()
+        )
 
 
 # --------------------------------------------------------------------------- #
@@ -460,10 +575,22 @@ def _check(s, start, end):
     assert s["base_lr"] < s["max_lr"]
 
 
-@pytest.mark.parametrize("curve", [
-    [], [math.nan], [1.0], [1.0, 2.0], [2.0, 1.0], [1.0, 1.0, 1.0], [3.0, 2.0, 1.0, math.inf],
-    [1.0] * 50, list(np.linspace(1, 2, 30)), list(np.linspace(2, 1, 30)), [1.0, 0.5, 2.0, math.nan],
-])
+@pytest.mark.parametrize(
+    "curve",
+    [
+        [],
+        [math.nan],
+        [1.0],
+        [1.0, 2.0],
+        [2.0, 1.0],
+        [1.0, 1.0, 1.0],
+        [3.0, 2.0, 1.0, math.inf],
+        [1.0] * 50,
+        list(np.linspace(1, 2, 30)),
+        list(np.linspace(2, 1, 30)),
+        [1.0, 0.5, 2.0, math.nan],
+    ],
+)
 def test_suggestions_degenerate_curves(curve):
     n_lrs = max(len(curve), 1)
     lrs = list(1e-5 * 10 ** (np.arange(n_lrs) * 0.25))[: len(curve)]
@@ -479,13 +606,24 @@ def test_suggestions_on_textbook_curve():
     s = suggest_lrs(list(lrs), list(y), 1e-7, 10.0)
     _check(s, 1e-7, 10.0)
     m = int(np.argmin(y))
-    assert s["steepest"] == pytest.approx(10 ** -2.5, rel=0.25)
+    assert s["steepest"] == pytest.approx(10**-2.5, rel=0.25)
     assert s["minimum/10"] == pytest.approx(lrs[m] / 10)
-    assert 1e-5 < s["base_lr"] < 10 ** -2.5 < s["max_lr"] <= lrs[m]
+    assert 1e-5 < s["base_lr"] < 10**-2.5 < s["max_lr"] <= lrs[m]
     assert 1e-5 < s["valley"] < lrs[m]
-    b3, m3 = clr_bounds(RangeTestResult(lrs=list(lrs), losses=list(y), raw_losses=list(y), num_steps=100,
-                                        stopped_early=False, start_lr=1e-7, end_lr=10.0, step_mode="exp",
-                                        suggestions=s), rule="max/3")
+    b3, m3 = clr_bounds(
+        RangeTestResult(
+            lrs=list(lrs),
+            losses=list(y),
+            raw_losses=list(y),
+            num_steps=100,
+            stopped_early=False,
+            start_lr=1e-7,
+            end_lr=10.0,
+            step_mode="exp",
+            suggestions=s,
+        ),
+        rule="max/3",
+    )
     assert m3 == s["max_lr"] and b3 == pytest.approx(m3 / 3)
 
 
@@ -521,8 +659,9 @@ def test_valley_matches_fastai():
 
 def test_clr_bounds_rules(batches):
     model = make_mlp()
-    res = lr_range_test(model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5,
-                        end_lr=10.0)
+    res = lr_range_test(
+        model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=10.0
+    )
     base, mx = clr_bounds(res)
     assert (base, mx) == (res.suggestions["base_lr"], res.suggestions["max_lr"])
     for rule, div in (("max/3", 3), ("max/4", 4)):

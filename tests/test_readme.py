@@ -1,4 +1,5 @@
 """The README's examples run as written."""
+
 from __future__ import annotations
 
 import contextlib

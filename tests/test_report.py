@@ -1,4 +1,5 @@
 """lrbench.report: the comparison report of a real (tiny) suite run, written from its storage."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,12 +15,20 @@ import pandas as pd
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.report import add_report_parser, make_report, markdown_table, rank_tests, replay_schedule
+from lrbench.report import (
+    add_report_parser,
+    make_report,
+    markdown_table,
+    rank_tests,
+    replay_schedule,
+)
 from lrbench.results import chosen_trial, load_results, load_runs
 
 # The suite and its once-per-session run live in test_results.py (loaded by path so that this
 # works in any pytest import mode; the run itself is cached in the session's temp folder).
-_spec = importlib.util.spec_from_file_location("_lrbench_results_suite", Path(__file__).with_name("test_results.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_lrbench_results_suite", Path(__file__).with_name("test_results.py")
+)
 _suite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_suite)
 
@@ -47,12 +56,12 @@ def report(storage, tmp_path_factory):
 def _section(md_text: str, task: str) -> str:
     start = md_text.index(f"## Task `{task}`")
     end = md_text.find("\n## ", start + 1)
-    return md_text[start:end if end >= 0 else None]
+    return md_text[start : end if end >= 0 else None]
 
 
 def _table_after(text: str, heading: str) -> list[str]:
     """The body rows of the first Markdown table after `heading`."""
-    rest = text[text.index(heading):]
+    rest = text[text.index(heading) :]
     block = []
     for ln in rest.splitlines()[1:]:
         if ln.startswith("|"):
@@ -70,7 +79,12 @@ def test_report_files_exist(report, storage):
     assert all(p.exists() for p in paths)
     html = (out / "report.html").read_text()
     pngs = sorted(out.glob("*.png"))
-    assert {p.name for p in paths} == {"report.md", "report.html", "runs.csv", *(p.name for p in pngs)}
+    assert {p.name for p in paths} == {
+        "report.md",
+        "report.html",
+        "runs.csv",
+        *(p.name for p in pngs),
+    }
     names = {p.name for p in pngs}
     for task in ("digits", "functions"):
         for kind in ("anytime", "epochs_to_target", "lr_scatter", "range_test", "schedules"):
@@ -86,7 +100,14 @@ def test_report_files_exist(report, storage):
         assert f"]({p.name})" in text
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == len(load_results(storage, "rtest"))
-    assert {"epochs_to_target", "test", "best_val", "chosen_lr", "total_epochs", "wall_seconds"} <= set(runs.columns)
+    assert {
+        "epochs_to_target",
+        "test",
+        "best_val",
+        "chosen_lr",
+        "total_epochs",
+        "wall_seconds",
+    } <= set(runs.columns)
 
 
 def test_strategies_table_one_row_per_strategy(report, storage):
@@ -113,8 +134,11 @@ def test_strategies_sorted_by_median_epochs_to_target(report, storage):
     medians = []
     for r in rows:
         strategy = r.split("|")[1].strip()
-        medians.append(results[(results.task == "digits") & (results.strategy == strategy)]
-                       .epochs_to_target.median())
+        medians.append(
+            results[
+                (results.task == "digits") & (results.strategy == strategy)
+            ].epochs_to_target.median()
+        )
     assert medians == sorted(medians)
 
 
@@ -164,16 +188,23 @@ def test_replayed_schedules_match_the_recorded_rates(storage):
         if t is None or not t.user_attrs.get("history"):
             continue
         spe = int(run.attrs["steps_per_epoch"])
-        x, rates = replay_schedule(t.user_attrs["schedule"], t.params["lr"], t.user_attrs["optimizer"],
-                                   epochs=int(run.attrs["epochs_per_trial"]), steps=t.user_attrs["steps"],
-                                   steps_per_epoch=spe)
+        x, rates = replay_schedule(
+            t.user_attrs["schedule"],
+            t.params["lr"],
+            t.user_attrs["optimizer"],
+            epochs=int(run.attrs["epochs_per_trial"]),
+            steps=t.user_attrs["steps"],
+            steps_per_epoch=spe,
+        )
         assert len(x) == t.user_attrs["steps"] + 1
         for rec in t.user_attrs["history"]:
             assert rates[rec["steps"]] == pytest.approx(rec["lr"], rel=1e-9)
         checked += 1
     assert checked >= 10
     # one_cycle really varies the rate.
-    x, rates = replay_schedule("one_cycle pct_start=0.3", 0.1, "adam", epochs=2, steps=20, steps_per_epoch=10)
+    x, rates = replay_schedule(
+        "one_cycle pct_start=0.3", 0.1, "adam", epochs=2, steps=20, steps_per_epoch=10
+    )
     assert rates.max() == pytest.approx(0.1, rel=0.05) and rates[0] < 0.01 and rates[-1] < rates[0]
     assert 4 <= int(np.argmax(rates)) <= 7  # the peak at 30 % of the trial
 
@@ -192,4 +223,9 @@ def test_missing_storage_or_suite_is_a_config_error(storage, tmp_path, monkeypat
 
 def test_markdown_table_escapes_and_blanks():
     df = pd.DataFrame({"a": ["x|y", None], "b": [1.5, math.nan]})
-    assert markdown_table(df).splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1.5 |", "|  |  |"]
+    assert markdown_table(df).splitlines() == [
+        "| a | b |",
+        "| --- | --- |",
+        "| x\\|y | 1.5 |",
+        "|  |  |",
+    ]

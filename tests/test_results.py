@@ -1,5 +1,6 @@
 """lrbench.results: per-run numbers from the storage alone, checked against hand computations
 over the stored trials of a real (tiny) suite run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,17 @@ import optuna
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.results import (ConvergenceWindow, anytime_curve, anytime_curves, convergence_window, curves_on_grid,
-                             load_results, load_runs, load_trials, quantile)
+from lrbench.results import (
+    ConvergenceWindow,
+    anytime_curve,
+    anytime_curves,
+    convergence_window,
+    curves_on_grid,
+    load_results,
+    load_runs,
+    load_trials,
+    quantile,
+)
 
 # digits + functions, random + one_cycle (range test charged first) on both, a grid with another
 # optimizer on functions; 3 seeds. Budgets are tiny: the whole suite trains in seconds.
@@ -69,7 +79,12 @@ def suite_storage(tmp_path_factory) -> str:
         work = Path(tempfile.mkdtemp(dir=shm))
         try:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            run_suite(folder / "rtest.toml", storage=f"sqlite:///{work / 'rtest.db'}", device="cpu", progress=False)
+            run_suite(
+                folder / "rtest.toml",
+                storage=f"sqlite:///{work / 'rtest.db'}",
+                device="cpu",
+                progress=False,
+            )
             shutil.copy(work / "rtest.db", folder / "partial.db")
             os.replace(folder / "partial.db", db)
         finally:
@@ -88,13 +103,19 @@ def results(storage):
 
 
 def _studies(storage: str) -> list[optuna.Study]:
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith("rtest/")]
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(storage)
+        if s.study_name.startswith("rtest/")
+    ]
     return [optuna.load_study(study_name=n, storage=storage) for n in names]
 
 
 def _row(results, study: optuna.Study):
     _, task, strategy, seed = study.study_name.split("/")
-    row = results[(results.task == task) & (results.strategy == strategy) & (results.seed == int(seed[4:]))]
+    row = results[
+        (results.task == task) & (results.strategy == strategy) & (results.seed == int(seed[4:]))
+    ]
     assert len(row) == 1
     return row.iloc[0]
 
@@ -129,9 +150,16 @@ def test_epochs_to_target_matches_a_hand_walk_of_the_stored_trials(storage, resu
             spent += t.user_attrs.get("epochs", 0.0)
             seconds += t.user_attrs.get("seconds", 0.0) + t.user_attrs.get("eval_seconds", 0.0)
         row = _row(results, study)
-        assert row.epochs_to_target == pytest.approx(ett) if math.isfinite(ett) else math.isinf(row.epochs_to_target)
-        assert row.wall_seconds_to_target == pytest.approx(wall) if math.isfinite(wall) else math.isinf(
-            row.wall_seconds_to_target)
+        assert (
+            row.epochs_to_target == pytest.approx(ett)
+            if math.isfinite(ett)
+            else math.isinf(row.epochs_to_target)
+        )
+        assert (
+            row.wall_seconds_to_target == pytest.approx(wall)
+            if math.isfinite(wall)
+            else math.isinf(row.wall_seconds_to_target)
+        )
         assert bool(row.reached) == math.isfinite(ett)
         reached += math.isfinite(ett)
     # The suite is sized so that some runs reach their target and some do not.
@@ -151,7 +179,9 @@ def test_budgets_are_honoured_and_totals_add_up(storage, results):
         a = study.user_attrs
         row = _row(results, study)
         trials = study.get_trials(deepcopy=False)
-        expected = a.get("overhead_epochs", 0.0) + sum(t.user_attrs.get("epochs", 0.0) for t in trials)
+        expected = a.get("overhead_epochs", 0.0) + sum(
+            t.user_attrs.get("epochs", 0.0) for t in trials
+        )
         assert row.total_epochs == pytest.approx(expected, abs=1e-12)
         assert row.total_epochs <= a["budget_epochs"] + 1e-9
         assert row.n_trials == len(trials)
@@ -163,7 +193,11 @@ def test_budgets_are_honoured_and_totals_add_up(storage, results):
 
 def test_chosen_config_is_the_best_value_trial_and_its_test_attr(storage, results):
     for study in _studies(storage):
-        complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+        complete = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE
+        ]
         maximize = study.user_attrs["direction"] == "maximize"
         best = (max if maximize else min)(complete, key=lambda t: t.value)
         row = _row(results, study)
@@ -179,13 +213,19 @@ def test_chosen_config_is_the_best_value_trial_and_its_test_attr(storage, result
 
 def test_best_val_is_the_best_epoch_record_within_budget(storage, results):
     for study in _studies(storage):
-        vals = [r["val"] for t in study.get_trials(deepcopy=False) for r in t.user_attrs.get("history", [])
-                if r["val"] is not None]
+        vals = [
+            r["val"]
+            for t in study.get_trials(deepcopy=False)
+            for r in t.user_attrs.get("history", [])
+            if r["val"] is not None
+        ]
         row = _row(results, study)
         if not vals:
             assert math.isnan(row.best_val)
         else:
-            assert row.best_val == (max(vals) if study.user_attrs["direction"] == "maximize" else min(vals))
+            assert row.best_val == (
+                max(vals) if study.user_attrs["direction"] == "maximize" else min(vals)
+            )
 
 
 def test_load_trials_rows_and_cumulative_epochs(storage):
@@ -194,7 +234,9 @@ def test_load_trials_rows_and_cumulative_epochs(storage):
     assert len(trials) == sum(len(s.trials) for s in studies)
     for study in studies:
         _, task, strategy, seed = study.study_name.split("/")
-        rows = trials[(trials.task == task) & (trials.strategy == strategy) & (trials.seed == int(seed[4:]))]
+        rows = trials[
+            (trials.task == task) & (trials.strategy == strategy) & (trials.seed == int(seed[4:]))
+        ]
         spent = study.user_attrs.get("overhead_epochs", 0.0)
         for t in sorted(study.trials, key=lambda t: t.number):
             r = rows[rows.number == t.number].iloc[0]
@@ -232,8 +274,9 @@ def test_anytime_curves(storage, results):
     assert grid[grid.epochs == 0]["median"].isna().all()
     # After the budget the median is the median of the runs' best values.
     last = grid[(grid.task == "digits") & (grid.strategy == "random")].iloc[-1]
-    assert last["median"] == pytest.approx(results[(results.task == "digits") & (results.strategy == "random")]
-                                           .best_val.median())
+    assert last["median"] == pytest.approx(
+        results[(results.task == "digits") & (results.strategy == "random")].best_val.median()
+    )
 
 
 def test_storage_object_and_missing_storage(storage, tmp_path):
@@ -256,7 +299,7 @@ def test_quantile_keeps_infinity_meaningful():
     assert quantile([-math.inf, 0.0, 1.0], 0.25) == -math.inf
 
 
-# -- convergence window: hand-made cases ------------------------------------------------------------
+# -- convergence window: hand-made cases ----------------------------------------------------------
 def test_window_longest_contiguous_run_of_converging_rates():
     lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     finals = [5.0, 0.001, 0.002, 0.005, None]  # 1.0 diverged

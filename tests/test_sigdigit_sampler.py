@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 import math
 import os
-from pathlib import Path
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from decimal import Decimal
+from pathlib import Path
 
 import optuna
 import pytest
@@ -230,7 +230,9 @@ def test_resume_with_new_sampler_instance(db_dir: Path) -> None:
     url = "sqlite:///" + str(db_dir / "resume.db")
     storage = optuna.storages.RDBStorage(url)
     study = optuna.create_study(
-        study_name="s", storage=storage, direction="maximize",
+        study_name="s",
+        storage=storage,
+        direction="maximize",
         sampler=SignificantDigitSampler(decade=1e-4),
     )
     study.optimize(make_objective(), n_trials=15)
@@ -282,7 +284,10 @@ def test_two_processes_share_sqlite_without_duplicates(db_dir: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, url, ready[i], ready[1 - i], str(REPO)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for i in range(2)
     ]

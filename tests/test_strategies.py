@@ -1,4 +1,5 @@
 """Every strategy on a tiny budget on real tasks: it completes, and charges exactly what it trained."""
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,37 @@ def make_ctx(task_name: str, seed: int = 0, budget: float | None = None, **kw) -
     task = get_task(task_name, **options)
     data = task.prepare(torch.device("cpu"))
     study = optuna.create_study(direction=task.direction)
-    return RunContext(task, data, study, seed=seed, budget_epochs=budget or default_budget,
-                      epochs_per_trial=per_trial, low=low, high=high, **kw)
+    return RunContext(
+        task,
+        data,
+        study,
+        seed=seed,
+        budget_epochs=budget or default_budget,
+        epochs_per_trial=per_trial,
+        low=low,
+        high=high,
+        **kw,
+    )
 
 
 def test_the_registry_has_every_strategy_of_the_design():
-    assert set(STRATEGIES) == {"grid", "random", "tpe", "sigdigit", "range_test", "clr", "one_cycle", "cosine",
-                               "sgdr", "step", "exp", "fixed", "tpe+median", "tpe+hyperband", "random+hyperband"}
+    assert set(STRATEGIES) == {
+        "grid",
+        "random",
+        "tpe",
+        "sigdigit",
+        "range_test",
+        "clr",
+        "one_cycle",
+        "cosine",
+        "sgdr",
+        "step",
+        "exp",
+        "fixed",
+        "tpe+median",
+        "tpe+hyperband",
+        "random+hyperband",
+    }
     assert all(STRATEGIES[name].strip() for name in STRATEGIES)
 
 
@@ -43,7 +68,9 @@ def test_the_registry_has_every_strategy_of_the_design():
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_name):
     ctx = make_ctx(task_name)
-    strategy = get_strategy(name, **({"num_iter": 8} if "num_iter" in get_strategy(name).options else {}))
+    strategy = get_strategy(
+        name, **({"num_iter": 8} if "num_iter" in get_strategy(name).options else {})
+    )
     strategy.run(ctx)
     study = ctx.study
     trials = study.get_trials(deepcopy=False)
@@ -62,7 +89,15 @@ def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_na
     spent = overhead + sum(t.user_attrs["steps"] for t in trials)
     assert spent <= ctx.budget_steps()
     assert ctx.spent_steps() == spent
-    if name in ("grid", "random", "tpe", "sigdigit", "tpe+median", "tpe+hyperband", "random+hyperband"):
+    if name in (
+        "grid",
+        "random",
+        "tpe",
+        "sigdigit",
+        "tpe+median",
+        "tpe+hyperband",
+        "random+hyperband",
+    ):
         assert spent == ctx.budget_steps(), "a search spends its whole budget"
     # Resuming a finished run adds nothing.
     strategy.run(ctx)
@@ -91,7 +126,9 @@ def test_a_diverged_trial_is_recorded_with_the_untrained_value_and_the_search_go
     assert diverged and len(trials) == 4
     for t in diverged:
         assert t.state == TrialState.COMPLETE
-        assert t.value == t.user_attrs["initial_val"] == pytest.approx(88.0)  # f(2, 2), no better than untrained
+        assert (
+            t.value == t.user_attrs["initial_val"] == pytest.approx(88.0)
+        )  # f(2, 2), no better than untrained
         assert t.params["lr"] > 0.05
 
 
@@ -130,14 +167,34 @@ def test_range_test_on_digits_task_suggests_inside_the_range_and_restores_nothin
     assert set(result.suggestions) == {"steepest", "minimum/10", "valley", "base_lr", "max_lr"}
     assert all(1e-5 <= v <= 1.0 for v in result.suggestions.values())
     assert result.suggestions["base_lr"] < result.suggestions["max_lr"]
-    diverging = task_range_test(task, data, optimizer="sgd", start_lr=1e-3, end_lr=1e4, num_iter=60)
+    diverging = task_range_test(
+        task, data, optimizer="sgd", start_lr=1e-3, end_lr=1e4, num_iter=60
+    )
     assert diverging.stopped_early and diverging.num_steps < 60
 
 
 def test_range_test_cli_json_and_plot(tmp_path, capsys):
     plot = tmp_path / "rt.png"
-    assert main(["range-test", "digits", "--start-lr", "1e-5", "--end-lr", "1", "--num-iter", "30", "--device",
-                 "cpu", "--plot", str(plot), "--json"]) == 0
+    assert (
+        main(
+            [
+                "range-test",
+                "digits",
+                "--start-lr",
+                "1e-5",
+                "--end-lr",
+                "1",
+                "--num-iter",
+                "30",
+                "--device",
+                "cpu",
+                "--plot",
+                str(plot),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(out["lrs"]) == len(out["losses"]) == out["num_steps"] == 30
     assert set(out["suggestions"]) == {"steepest", "minimum/10", "valley", "base_lr", "max_lr"}

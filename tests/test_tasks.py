@@ -1,5 +1,6 @@
 """Each task trains a little on its real data: scikit-learn's digits, Debian's Fashion-MNIST
 (a subset), a small real CIFAR-10 copy (the `cifar10_root` fixture) and the 2-D functions."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,12 @@ from lrbench.tasks import TASKS, DataOptions, get_task
 from lrbench.tasks.functions import FUNCTIONS
 
 CPU = torch.device("cpu")
-FASHION_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 # The Fashion-MNIST subset the fast tests train on: 10,000 training images (of the 58,000 left
 # after holding out 2,000 for validation), full model, batch 64 (156 steps per epoch).
@@ -34,11 +39,12 @@ def require_fashion_mnist() -> None:
         pytest.skip(f"Fashion-MNIST not installed in {d} (apt-get install dataset-fashion-mnist)")
 
 
-# -- registry and options ---------------------------------------------------------------------------
+# -- registry and options -------------------------------------------------------------------------
+
 
 def test_registry_has_the_four_tasks():
     assert list(TASKS) == ["fmnist_vae", "cifar10", "digits", "functions"]
-    for name, cls in TASKS.items():
+    for name in TASKS:
         task = get_task(name)
         assert task.name == name
         assert task.direction in ("minimize", "maximize")
@@ -47,10 +53,16 @@ def test_registry_has_the_four_tasks():
 
 
 def test_design_table_metrics_and_targets():
-    assert (TASKS["fmnist_vae"].metric, TASKS["fmnist_vae"].direction, TASKS["fmnist_vae"].default_target) == \
-        ("nll", "minimize", 235.0)
-    assert (TASKS["cifar10"].metric, TASKS["cifar10"].direction, TASKS["cifar10"].default_target) == \
-        ("accuracy", "maximize", 0.94)
+    assert (
+        TASKS["fmnist_vae"].metric,
+        TASKS["fmnist_vae"].direction,
+        TASKS["fmnist_vae"].default_target,
+    ) == ("nll", "minimize", 235.0)
+    assert (
+        TASKS["cifar10"].metric,
+        TASKS["cifar10"].direction,
+        TASKS["cifar10"].default_target,
+    ) == ("accuracy", "maximize", 0.94)
     assert TASKS["digits"].direction == "maximize"
     assert TASKS["functions"].direction == "minimize"
     assert TASKS["fmnist_vae"].option_defaults["z_dim"] == 10
@@ -77,7 +89,8 @@ def test_is_better_follows_the_direction():
     assert get_task("functions").worst_value() == math.inf
 
 
-# -- digits ------------------------------------------------------------------------------------------
+# -- digits ---------------------------------------------------------------------------------------
+
 
 def test_digits_trains_to_ninety_percent():
     task = get_task("digits")
@@ -105,7 +118,8 @@ def test_prepare_caches_per_options_and_subset():
     assert torch.equal(small.val.x, task.prepare(CPU).val.x)  # the subset never touches validation
 
 
-# -- functions ----------------------------------------------------------------------------------------
+# -- functions ------------------------------------------------------------------------------------
+
 
 def test_functions_bowl_sgd_converges_at_small_lr():
     task = get_task("functions")  # bowl, from (2, 2)
@@ -136,7 +150,8 @@ def test_functions_wavy_and_start_option():
     assert result.history[-1].val < f0
 
 
-# -- fmnist_vae ---------------------------------------------------------------------------------------
+# -- fmnist_vae -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def vae_run():
@@ -182,10 +197,13 @@ def test_fmnist_vae_evaluation_is_deterministic(vae_run):
     with torch.no_grad():
         a, b = float(task.evaluate(model, d.val)), float(task.evaluate(model, d.val))
     assert a == b
-    assert 784 * math.log(2) * 0.9 < a < 784 * math.log(2) * 1.1  # an untrained decoder: ~ln 2 per pixel
+    assert (
+        784 * math.log(2) * 0.9 < a < 784 * math.log(2) * 1.1
+    )  # an untrained decoder: ~ln 2 per pixel
 
 
-# -- cifar10 ------------------------------------------------------------------------------------------
+# -- cifar10 --------------------------------------------------------------------------------------
+
 
 def test_cifar10_small_net_trains_on_real_images(cifar10_root):
     task = get_task("cifar10", width=8, batch_size=64)

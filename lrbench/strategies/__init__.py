@@ -2,12 +2,25 @@
 
 One module per strategy; importing this package registers them all.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from lrbench.errors import ConfigError
-from lrbench.strategies import baselines, clr, cosine, grid, one_cycle, random_search, range_test, sigdigit, tpe  # noqa: F401
+
+# Imported for their side effect: each module registers its strategies.
+from lrbench.strategies import (  # noqa: F401
+    baselines,
+    clr,
+    cosine,
+    grid,
+    one_cycle,
+    random_search,
+    range_test,
+    sigdigit,
+    tpe,
+)
 from lrbench.strategies.base import REGISTRY, RunContext, Strategy
 
 STRATEGIES: dict[str, str] = {name: desc for name, (_, _, desc) in REGISTRY.items()}
@@ -18,7 +31,9 @@ def get_strategy(name: str, **options: Any) -> Strategy:
     try:
         cls, preset, _ = REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}") from None
+        raise ConfigError(
+            f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}"
+        ) from None
     return cls(**{**preset, **options})
 
 

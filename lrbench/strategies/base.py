@@ -11,13 +11,15 @@ validation metric is also reported every epoch with `trial.report`, so pruners a
 optuna-dashboard see it. Stored per study: `overhead_steps`, `overhead_epochs` and
 `overhead_seconds` (range tests, charged before any trial) and `range_test` (its curve).
 """
+
 from __future__ import annotations
 
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import optuna
 import torch
@@ -50,7 +52,9 @@ class RunContext:
 
     def __post_init__(self) -> None:
         if not (0 < self.low < self.high):
-            raise ConfigError(f"learning-rate range needs 0 < low < high, got low={self.low}, high={self.high}")
+            raise ConfigError(
+                f"learning-rate range needs 0 < low < high, got low={self.low}, high={self.high}"
+            )
         if self.budget_epochs <= 0:
             raise ConfigError(f"budget must be positive, got {self.budget_epochs} epochs")
         self.epochs_per_trial = self.epochs_per_trial or self.task.default_epochs
@@ -63,7 +67,8 @@ class RunContext:
     def spent_steps(self) -> int:
         trials = self.study.get_trials(deepcopy=False)
         return int(self.study.user_attrs.get("overhead_steps", 0)) + sum(
-            int(t.user_attrs.get("steps", 0)) for t in trials)
+            int(t.user_attrs.get("steps", 0)) for t in trials
+        )
 
     def spent_epochs(self) -> float:
         return self.spent_steps() / self.steps_per_epoch
@@ -84,30 +89,54 @@ class RunContext:
         # The range test is training: it may not overrun the budget either.
         num_iter = max(2, min(num_iter, self.remaining_steps()))
         t0 = time.perf_counter()
-        result = task_range_test(self.task, self.data, device=self.device, seed=self.seed,
-                                 optimizer=self.optimizer, num_iter=num_iter, **options)
+        result = task_range_test(
+            self.task,
+            self.data,
+            device=self.device,
+            seed=self.seed,
+            optimizer=self.optimizer,
+            num_iter=num_iter,
+            **options,
+        )
         seconds = time.perf_counter() - t0
         overhead = int(self.study.user_attrs.get("overhead_steps", 0)) + result.num_steps
         # Stored before the result so a crash in between over-charges rather than under-charges.
         self.study.set_user_attr("overhead_steps", overhead)
         self.study.set_user_attr("overhead_epochs", overhead / self.steps_per_epoch)
-        self.study.set_user_attr("overhead_seconds", float(self.study.user_attrs.get("overhead_seconds", 0.0)) + seconds)
+        self.study.set_user_attr(
+            "overhead_seconds", float(self.study.user_attrs.get("overhead_seconds", 0.0)) + seconds
+        )
         self.study.set_user_attr("range_test", result.to_dict())
         return result
 
     # -- one trial -----------------------------------------------------------------------------
-    def train_trial(self, trial: optuna.Trial, lr: float, *, schedule: ScheduleSpec | None = None,
-                    epochs: int | None = None, prune: bool = False, phase: str = "search",
-                    initial_state: dict | None = None, keep_best_state: bool = False,
-                    stop_when_worse: bool = False) -> TrainResult:
+    def train_trial(
+        self,
+        trial: optuna.Trial,
+        lr: float,
+        *,
+        schedule: ScheduleSpec | None = None,
+        epochs: int | None = None,
+        prune: bool = False,
+        phase: str = "search",
+        initial_state: dict | None = None,
+        keep_best_state: bool = False,
+        stop_when_worse: bool = False,
+    ) -> TrainResult:
         """Train one configuration inside `trial`, cut at the remaining budget, and record it.
 
         `prune` asks the study's pruner after every epoch; `stop_when_worse` stops at the first
         epoch whose validation metric is worse than the best so far (the exploit phase's rule).
         """
-        config = TrainConfig.for_task(self.task, lr, epochs=epochs or self.epochs_per_trial,
-                                      optimizer=self.optimizer, schedule=schedule, seed=self.seed,
-                                      max_steps=self.remaining_steps())
+        config = TrainConfig.for_task(
+            self.task,
+            lr,
+            epochs=epochs or self.epochs_per_trial,
+            optimizer=self.optimizer,
+            schedule=schedule,
+            seed=self.seed,
+            max_steps=self.remaining_steps(),
+        )
         pruned = False
         best: float | None = None
 
@@ -124,13 +153,31 @@ class RunContext:
                 best = record.val
             return pruned or (stop_when_worse and worse)
 
-        result = train(self.task, config, device=self.device, data=self.data, callback=on_epoch,
-                       evaluate_initial=True, initial_state=initial_state, keep_best_state=keep_best_state)
+        result = train(
+            self.task,
+            config,
+            device=self.device,
+            data=self.data,
+            callback=on_epoch,
+            evaluate_initial=True,
+            initial_state=initial_state,
+            keep_best_state=keep_best_state,
+        )
         attrs = {
-            "epochs": result.epochs, "steps": result.steps, "diverged": result.diverged, "cut": result.cut,
-            "pruned": pruned, "test": result.test, "best_val": result.best_val, "best_epoch": result.best_epoch,
-            "initial_val": result.initial_val, "seconds": result.seconds, "eval_seconds": result.eval_seconds,
-            "schedule": config.schedule.describe(), "optimizer": config.optimizer, "phase": phase,
+            "epochs": result.epochs,
+            "steps": result.steps,
+            "diverged": result.diverged,
+            "cut": result.cut,
+            "pruned": pruned,
+            "test": result.test,
+            "best_val": result.best_val,
+            "best_epoch": result.best_epoch,
+            "initial_val": result.initial_val,
+            "seconds": result.seconds,
+            "eval_seconds": result.eval_seconds,
+            "schedule": config.schedule.describe(),
+            "optimizer": config.optimizer,
+            "phase": phase,
             "history": [_json_record(r) for r in result.history],
         }
         for key, value in attrs.items():
@@ -148,8 +195,16 @@ class RunContext:
 
 
 def _json_record(r: EpochRecord) -> dict[str, Any]:
-    return {"epoch": r.epoch, "train_loss": _finite(r.train_loss), "val": _finite(r.val), "lr": r.lr,
-            "steps": r.steps, "epochs_done": r.epochs_done, "seconds": r.seconds, "eval_seconds": r.eval_seconds}
+    return {
+        "epoch": r.epoch,
+        "train_loss": _finite(r.train_loss),
+        "val": _finite(r.val),
+        "lr": r.lr,
+        "steps": r.steps,
+        "epochs_done": r.epochs_done,
+        "seconds": r.seconds,
+        "eval_seconds": r.eval_seconds,
+    }
 
 
 def _finite(v: float) -> float | None:
@@ -166,8 +221,10 @@ class Strategy(ABC):
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.option_defaults)
         if unknown:
-            raise ConfigError(f"strategy {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(self.option_defaults) or 'none'}")
+            raise ConfigError(
+                f"strategy {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(self.option_defaults) or 'none'}"
+            )
         self.options: dict[str, Any] = {**self.option_defaults, **options}
 
     def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
@@ -194,4 +251,3 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 def register_variant(name: str, cls: type[Strategy], description: str, **preset: Any) -> None:
     REGISTRY[name] = (cls, preset, description)
-

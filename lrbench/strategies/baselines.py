@@ -1,5 +1,6 @@
 """Baselines at a given rate: `fixed` (e.g. the hand-tuned 3e-4 for Adam), `step` decay and
 `exp` decay. Without an `lr` option they use the task's default rate."""
+
 from __future__ import annotations
 
 from lrbench.schedules import ScheduleSpec
@@ -31,7 +32,9 @@ class StepStrategy(_GivenRate):
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         step = self.options["step_size"] or max(1, ctx.epochs_per_trial // 3)
-        return self.rate(ctx), ScheduleSpec("step", {"gamma": self.options["gamma"], "step_size": step})
+        return self.rate(ctx), ScheduleSpec(
+            "step", {"gamma": self.options["gamma"], "step_size": step}
+        )
 
 
 @register

@@ -1,5 +1,6 @@
 """`cosine` and `sgdr`: CosineAnnealingLR over the trial / CosineAnnealingWarmRestarts
 (Loshchilov & Hutter 2017), the peak from a range test or given."""
+
 from __future__ import annotations
 
 from lrbench.schedules import ScheduleSpec
@@ -14,16 +15,23 @@ class CosineStrategy(ScheduledStrategy):
     option_defaults = with_range_test_options({"lr": None, "rule": "valley", "eta_min": 0.0})
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        return self.peak(ctx, self.options["rule"]), ScheduleSpec("cosine", {"eta_min": self.options["eta_min"]})
+        return self.peak(ctx, self.options["rule"]), ScheduleSpec(
+            "cosine", {"eta_min": self.options["eta_min"]}
+        )
 
 
 @register
 class SGDRStrategy(ScheduledStrategy):
     name = "sgdr"
-    description = "CosineAnnealingWarmRestarts (T_0 epochs, x T_mult); peak from a range test or given"
-    option_defaults = with_range_test_options({"lr": None, "rule": "valley", "t0_epochs": 1, "T_mult": 2,
-                                               "eta_min": 0.0})
+    description = (
+        "CosineAnnealingWarmRestarts (T_0 epochs, x T_mult); peak from a range test or given"
+    )
+    option_defaults = with_range_test_options(
+        {"lr": None, "rule": "valley", "t0_epochs": 1, "T_mult": 2, "eta_min": 0.0}
+    )
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         return self.peak(ctx, self.options["rule"]), ScheduleSpec(
-            "cosine_warm_restarts", {k: self.options[k] for k in ("t0_epochs", "T_mult", "eta_min")})
+            "cosine_warm_restarts",
+            {k: self.options[k] for k in ("t0_epochs", "T_mult", "eta_min")},
+        )

@@ -1,4 +1,5 @@
 """`grid`: Optuna's GridSampler over n log-spaced rates in [low, high]."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,12 @@ class GridStrategy(SamplerStrategy):
         return trial.suggest_float(LR, min(grid), max(grid), log=True)
 
     def done_rates(self, ctx: RunContext) -> set[float]:
-        return {t.params[LR] for t in ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                                                   TrialState.PRUNED))}
+        return {
+            t.params[LR]
+            for t in ctx.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+            )
+        }
 
     def search_finished(self, ctx: RunContext) -> bool:
         return set(self.grid(ctx)) <= self.done_rates(ctx)
@@ -39,8 +44,10 @@ class GridStrategy(SamplerStrategy):
         # GridSampler counts a failed (interrupted) trial's point as visited; put it back in the
         # queue, as optuna's RetryFailedTrialCallback does, so a resumed grid covers every rate.
         study = ctx.study
-        queued = {t.params.get(LR, t.system_attrs.get("fixed_params", {}).get(LR))
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+        queued = {
+            t.params.get(LR, t.system_attrs.get("fixed_params", {}).get(LR))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        }
         done = self.done_rates(ctx)
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             lr = t.params.get(LR)

@@ -1,4 +1,5 @@
 """`one_cycle`: range test -> max_lr -> torch's OneCycleLR (super-convergence, Smith 2017)."""
+
 from __future__ import annotations
 
 from lrbench.schedules import ScheduleSpec

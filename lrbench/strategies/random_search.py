@@ -1,4 +1,5 @@
 """`random` and `random+hyperband`: Optuna's RandomSampler, log-uniform in [low, high]."""
+
 from __future__ import annotations
 
 import optuna
@@ -16,5 +17,9 @@ class RandomStrategy(SamplerStrategy):
         return optuna.samplers.RandomSampler(seed=self.trial_seed(ctx, n_finished))
 
 
-register_variant("random+hyperband", RandomStrategy, "random search with optuna's HyperbandPruner",
-                 pruner="hyperband")
+register_variant(
+    "random+hyperband",
+    RandomStrategy,
+    "random search with optuna's HyperbandPruner",
+    pruner="hyperband",
+)

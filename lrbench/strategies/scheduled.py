@@ -7,6 +7,7 @@ then trains for the run's epochs per trial, cut at whatever budget is left. The 
 parameter is a single-point distribution: the study records the configuration, no sampler
 chooses it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,10 @@ class ScheduledStrategy(Strategy):
 
     def suggested(self, ctx: RunContext, rule: str) -> float:
         if rule not in SUGGESTION_RULES:
-            raise ConfigError(f"strategy {self.name!r}: unknown range-test rule {rule!r}; "
-                              f"choose one of {', '.join(SUGGESTION_RULES)}")
+            raise ConfigError(
+                f"strategy {self.name!r}: unknown range-test rule {rule!r}; "
+                f"choose one of {', '.join(SUGGESTION_RULES)}"
+            )
         return self.range_test(ctx).suggestions[rule]
 
     def peak(self, ctx: RunContext, rule: str) -> float:
@@ -46,8 +49,11 @@ class ScheduledStrategy(Strategy):
         return float(lr) if lr is not None else self.suggested(ctx, rule)
 
     def run(self, ctx: RunContext) -> None:
-        finished = [t for t in ctx.study.get_trials(deepcopy=False)
-                    if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+        finished = [
+            t
+            for t in ctx.study.get_trials(deepcopy=False)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        ]
         if finished or ctx.remaining_steps() <= 0:
             return  # resumed after completion: nothing left to do
         lr, schedule = self.configure(ctx)

@@ -10,6 +10,7 @@ trial with a seed derived from the run's seed and the number of finished (comple
 trials, so its draws depend on the stored history alone, not on how many processes it took to
 get there; a trial failed by an interruption leaves no trace in the sequence.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,15 +30,19 @@ class SamplerStrategy(Strategy):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if self.options["pruner"] not in PRUNERS:
-            raise ConfigError(f"strategy {self.name!r}: unknown pruner {self.options['pruner']!r}; "
-                              f"choose one of {', '.join(PRUNERS)}")
+            raise ConfigError(
+                f"strategy {self.name!r}: unknown pruner {self.options['pruner']!r}; "
+                f"choose one of {', '.join(PRUNERS)}"
+            )
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         """The sampler for the next trial, seeded from the run's seed and `n_finished`."""
         raise NotImplementedError
 
     def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
-        finished = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        finished = ctx.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
         return self.sampler_for(ctx, len(finished))
 
     def make_pruner(self, ctx: RunContext) -> optuna.pruners.BasePruner:
@@ -45,8 +50,9 @@ class SamplerStrategy(Strategy):
         if pruner == "median":
             return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
         if pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=ctx.epochs_per_trial,
-                                                  reduction_factor=3)
+            return optuna.pruners.HyperbandPruner(
+                min_resource=1, max_resource=ctx.epochs_per_trial, reduction_factor=3
+            )
         return optuna.pruners.NopPruner()
 
     @staticmethod

@@ -1,4 +1,5 @@
 """The task registry: every task by name."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,9 @@ from lrbench.tasks.digits import Digits
 from lrbench.tasks.fmnist_vae import FashionMnistVAE
 from lrbench.tasks.functions import Functions
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (FashionMnistVAE, Cifar10, Digits, Functions)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (FashionMnistVAE, Cifar10, Digits, Functions)
+}
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -5,17 +5,18 @@ training loss and its validation metric. The engine owns the loop. Losses are wr
 functions of `(model, batch)` so a later population engine can call them through
 `torch.func.functional_call` on stacked parameters without changing any task.
 """
+
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
-
-import torch
-from torch import nn
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
+from torch import nn
 
 from lrbench.data import TensorSplit, holdout_split, shuffled_batches, steps_per_epoch
 from lrbench.errors import ConfigError
@@ -50,9 +51,9 @@ class Task(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    metric: ClassVar[str]            # e.g. "nll", "accuracy", "f"
+    metric: ClassVar[str]  # e.g. "nll", "accuracy", "f"
     metric_unit: ClassVar[str] = ""  # e.g. "nats/image"
-    direction: ClassVar[str]         # "minimize" or "maximize"
+    direction: ClassVar[str]  # "minimize" or "maximize"
     default_target: ClassVar[float | None] = None
     default_optimizer: ClassVar[str]
     default_lr: ClassVar[float]
@@ -68,16 +69,25 @@ class Task(ABC):
         unknown = set(options) - set(self.option_defaults)
         if unknown:
             known = ", ".join(self.option_defaults) or "none"
-            raise ConfigError(f"task {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; known: {known}")
+            raise ConfigError(
+                f"task {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; known: {known}"
+            )
         self.options: dict[str, Any] = {**self.option_defaults, **options}
         if "batch_size" in self.options:
-            self.batch_size = int(self.options["batch_size"])  # instance override of the class default
+            self.batch_size = int(
+                self.options["batch_size"]
+            )  # instance override of the class default
         self.target: float | None = self.default_target
 
     # -- data ---------------------------------------------------------------------------------
     def prepare(self, device: torch.device, data: DataOptions = DataOptions()) -> TaskData:
         """The task's splits on `device`, loaded once per process and cached."""
-        key = (type(self), tuple(sorted(self.options.items(), key=lambda kv: kv[0])), str(device), data)
+        key = (
+            type(self),
+            tuple(sorted(self.options.items(), key=lambda kv: kv[0])),
+            str(device),
+            data,
+        )
         cached = _DATA_CACHE.get(key)
         if cached is None:
             cached = _DATA_CACHE[key] = self.load(torch.device(device), data)
@@ -128,9 +138,16 @@ class Task(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name, "metric": self.metric, "unit": self.metric_unit, "direction": self.direction,
-            "target": self.target, "optimizer": self.default_optimizer, "lr": self.default_lr,
-            "epochs": self.default_epochs, "batch_size": self.batch_size, "options": dict(self.options),
+            "name": self.name,
+            "metric": self.metric,
+            "unit": self.metric_unit,
+            "direction": self.direction,
+            "target": self.target,
+            "optimizer": self.default_optimizer,
+            "lr": self.default_lr,
+            "epochs": self.default_epochs,
+            "batch_size": self.batch_size,
+            "options": dict(self.options),
         }
 
 
@@ -144,4 +161,3 @@ def subset(split: TensorSplit, n: int | None) -> TensorSplit:
     if n <= 0:
         raise ConfigError(f"train_subset must be positive, got {n}")
     return TensorSplit(split.x[:n], None if split.y is None else split.y[:n])
-

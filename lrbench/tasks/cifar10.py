@@ -9,6 +9,7 @@ held out with seed 0.
 Accuracies measured on the JPEG copy in ../shared/data run below those on the official files:
 say "CIFAR-10 (JPEG copy)" beside them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.data import TensorSplit, holdout_split, ordered_batches, read_cifar10, shuffled_batches
+from lrbench.data import (
+    TensorSplit,
+    holdout_split,
+    ordered_batches,
+    read_cifar10,
+    shuffled_batches,
+)
 from lrbench.schedules import ScheduleSpec
 from lrbench.tasks.base import DataOptions, Task, TaskData, subset
 
@@ -43,7 +50,11 @@ def flip_translate(x: torch.Tensor, pad: int, generator: torch.Generator) -> tor
 
 
 def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    ]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -64,10 +75,14 @@ class ResNet9(nn.Module):
         w1, w2, w3, w4 = width, 2 * width, 4 * width, 8 * width
         self.net = nn.Sequential(
             _conv_bn(3, w1),
-            _conv_bn(w1, w2, pool=True), Residual(w2),
+            _conv_bn(w1, w2, pool=True),
+            Residual(w2),
             _conv_bn(w2, w3, pool=True),
-            _conv_bn(w3, w4, pool=True), Residual(w4),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w4, num_classes, bias=False),
+            _conv_bn(w3, w4, pool=True),
+            Residual(w4),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Linear(w4, num_classes, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,8 +102,15 @@ class Cifar10(Task):
     batch_size = 512
     optimizer_kwargs = {"weight_decay": 5e-4}
     default_schedule = ScheduleSpec("one_cycle", {"pct_start": 0.25, "anneal_strategy": "linear"})
-    option_defaults = {"width": 64, "batch_size": 512, "val_size": 5000, "label_smoothing": 0.2,
-                       "pad": 2, "tta": True, "compile": False}
+    option_defaults = {
+        "width": 64,
+        "batch_size": 512,
+        "val_size": 5000,
+        "label_smoothing": 0.2,
+        "pad": 2,
+        "tta": True,
+        "compile": False,
+    }
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_cifar10(data.data_root, download=data.download)

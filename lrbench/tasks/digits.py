@@ -1,5 +1,6 @@
 """`digits`: scikit-learn's bundled 8x8 digits, a small MLP. Seconds per trial on a CPU: the
 task for fast tests on real data and for CPU-sized suites."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,10 @@ class Digits(Task):
         tr, va = self.holdout(len(x))
         train = subset(TensorSplit(x[tr].to(device), y[tr].to(device)), data.train_subset)
         val = TensorSplit(x[va].to(device), y[va].to(device))
-        test = TensorSplit(torch.as_tensor(arrays.test_x / 16.0, dtype=torch.float32).to(device),
-                           torch.as_tensor(np.asarray(arrays.test_y)).to(device))
+        test = TensorSplit(
+            torch.as_tensor(arrays.test_x / 16.0, dtype=torch.float32).to(device),
+            torch.as_tensor(np.asarray(arrays.test_y)).to(device),
+        )
         return TaskData(train, val, test, self.steps_per_epoch_for(train))
 
     def build_model(self) -> nn.Module:

@@ -25,6 +25,7 @@ schedule gets there is what the benchmark measures), and a wider sweep on a GPU 
 standalone script of the same model and loss (its own 10,000-image holdout, seed 0); with
 lrbench: `lrbench train fmnist_vae --lr 5e-4 --epochs 100`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -71,7 +72,13 @@ class FashionMnistVAE(Task):
     default_epochs = 100
     batch_size = 64
     diverge_factor = 4.0
-    option_defaults = {"hidden": 1024, "layers": 2, "z_dim": 10, "batch_size": 64, "val_size": 10000}
+    option_defaults = {
+        "hidden": 1024,
+        "layers": 2,
+        "z_dim": 10,
+        "batch_size": 64,
+        "val_size": 10000,
+    }
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_fashion_mnist(data.data_root, download=data.download)
@@ -85,7 +92,9 @@ class FashionMnistVAE(Task):
         return TaskData(train, val, test, self.steps_per_epoch_for(train))
 
     def build_model(self) -> nn.Module:
-        return VAE(int(self.options["hidden"]), int(self.options["layers"]), int(self.options["z_dim"]))
+        return VAE(
+            int(self.options["hidden"]), int(self.options["layers"]), int(self.options["z_dim"])
+        )
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, _ = batch

@@ -3,9 +3,11 @@
 No data: an "epoch" is `steps_per_epoch` optimizer steps on f, and the metric is f at the point
 after the epoch. It charts how tolerant each optimizer is of its learning rate.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,8 +47,10 @@ class Functions(Task):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if self.options["function"] not in FUNCTIONS:
-            raise ConfigError(f"task functions: unknown function {self.options['function']!r}; "
-                              f"choose one of {', '.join(FUNCTIONS)}")
+            raise ConfigError(
+                f"task functions: unknown function {self.options['function']!r}; "
+                f"choose one of {', '.join(FUNCTIONS)}"
+            )
         self.options["start"] = tuple(float(v) for v in self.options["start"])
         self.f = FUNCTIONS[self.options["function"]]
 
