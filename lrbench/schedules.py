@@ -7,6 +7,7 @@ and converted to optimizer steps here, because the engine steps per-batch schedu
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from lrbench.errors import ConfigError
+from lrbench.optimizers import build_optimizer
 
 
 @dataclass(frozen=True)
@@ -207,3 +209,37 @@ def build_schedule(
             f"schedule {spec.name!r}: unknown option(s) {', '.join(sorted(options))}"
         )
     return BuiltSchedule(sched, interval)
+
+
+def replay_schedule(
+    spec: ScheduleSpec,
+    lr: float,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    steps: int | None = None,
+    optimizer: str = "sgd",
+) -> list[float]:
+    """The rate every optimizer step of a trial used, rebuilt from its schedule alone.
+
+    `build_schedule` on a throwaway optimizer, stepped as the engine steps it: `after_step()`
+    after every optimizer step, `after_epoch()` after every full epoch (none after a budget-cut
+    partial epoch). `steps` defaults to the whole trial, `epochs` x `steps_per_epoch`. Returns
+    `steps` + 1 rates: the one each step used, then the one after the last step (the rate the
+    engine records at the end of the trial's last epoch).
+    """
+    steps = epochs * steps_per_epoch if steps is None else steps
+    param = torch.zeros(1, requires_grad=True)
+    opt = build_optimizer(optimizer, [param], lr)
+    built = build_schedule(spec, opt, lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    rates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. torch's notes on the scheduler's step order
+        for i in range(steps):
+            rates.append(float(opt.param_groups[0]["lr"]))
+            opt.step()  # no gradient: parameters untouched, but the scheduler sees a step
+            built.after_step()
+            if (i + 1) % steps_per_epoch == 0:
+                built.after_epoch()
+    rates.append(float(opt.param_groups[0]["lr"]))
+    return rates
