@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from lrbench.errors import ConfigError, LrbenchError
+from lrbench.report.formatting import fmt_fixed as _fmt
 from lrbench.schedules import parse_options
 
 
@@ -30,12 +30,6 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task-opt", nargs="+", metavar="KEY=VALUE", help="task options, e.g. width=8 hidden=256"
     )
-
-
-def _fmt(v: float | None, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.{digits}g}" if abs(v) < 1e-3 or abs(v) >= 1e4 else f"{v:.{digits}f}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -230,6 +224,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from lrbench.report import write_report
+
+    _, paths = write_report(args.suite, storage=args.storage, out=args.out)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the comparison report of a suite from its storage")
+    p.add_argument(
+        "suite", metavar="SUITE", help="suite name (the runs' study prefix), e.g. quick"
+    )
+    p.add_argument(
+        "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///runs/<suite>.db)"
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/<suite>/)")
+    p.set_defaults(func=cmd_report)
+
+
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="time the engine's epochs against a plain DataLoader baseline"
@@ -324,8 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="this machine's share: runs K, K+N, ...",
     )
     p.set_defaults(func=cmd_run)
-
-    from lrbench.report import add_report_parser
 
     add_report_parser(sub)
 

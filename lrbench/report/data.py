@@ -1,0 +1,139 @@
+"""What the report reads from a suite's storage.
+
+The per-run and per-trial tables come from `lrbench.results`; every read of a run's or a
+trial's stored user attrs that the report makes beyond them happens in this module, so that a
+change of what is stored (or of how it is read back) touches the report here only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from optuna.trial import FrozenTrial
+
+from lrbench.results import (
+    Run,
+    anytime_curves,
+    chosen_trial,
+    load_results,
+    load_runs,
+    load_trials,
+)
+
+
+@dataclass
+class SuiteData:
+    """A suite's runs and the tables computed from them (one row per run / trial / curve point)."""
+
+    runs: list[Run]
+    results: pd.DataFrame
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+
+    def of_task(self, task: str) -> SuiteData:
+        return SuiteData(
+            [r for r in self.runs if r.task == task],
+            self.results[self.results["task"] == task],
+            self.trials[self.trials["task"] == task],
+            self.curves[self.curves["task"] == task],
+        )
+
+
+def load_suite_data(storage: str | Any, suite: str) -> SuiteData | None:
+    """Everything the report shows of `suite`; None when the storage holds no run of it."""
+    runs = load_runs(storage, suite)
+    if not runs:
+        return None
+    return SuiteData(runs, load_results(runs), load_trials(runs), anytime_curves(runs))
+
+
+def epochs_per_trial(run: Run) -> Any:
+    return run.attrs.get("epochs_per_trial")
+
+
+def optimizers_used(runs: list[Run]) -> list[str]:
+    """The runs' optimizers, in order of first appearance."""
+    return list(dict.fromkeys(str(r.attrs.get("optimizer")) for r in runs))
+
+
+def has_range_test(run: Run) -> bool:
+    return bool(run.attrs.get("range_test"))
+
+
+def range_test_of(run: Run):
+    """The run's stored LR range test as a `RangeTestResult`."""
+    from lrbench.range_test import RangeTestResult
+
+    return RangeTestResult.from_dict(run.attrs["range_test"])
+
+
+def chosen_lr(run: Run) -> float | None:
+    """The learning rate of the run's chosen trial (None: no chosen trial, or no `lr` param)."""
+    chosen = chosen_trial(run)
+    if chosen is not None and "lr" in chosen.params:
+        return chosen.params["lr"]
+    return None
+
+
+def planned_epochs(run: Run, trial) -> int:
+    """The epochs a trial was configured for (schedules like one-cycle span them)."""
+    epochs_per_trial = int(
+        run.attrs.get("epochs_per_trial") or max(1, math.ceil(trial.user_attrs.get("epochs", 1)))
+    )
+    if trial.user_attrs.get("phase") != "exploit":
+        return epochs_per_trial
+    # The exploit phase trains for the budget left when it started: ceil(remaining steps / spe).
+    spe = int(run.attrs["steps_per_epoch"])
+    spent = int(run.attrs.get("overhead_steps", 0)) + sum(
+        int(t.user_attrs.get("steps", 0) or 0) for t in run.trials if t.number < trial.number
+    )
+    remaining = int(round(float(run.attrs["budget_epochs"]) * spe)) - spent
+    return max(1, math.ceil(remaining / spe))
+
+
+@dataclass
+class ChosenSchedule:
+    """A run's chosen trial, as far as the schedules figure replays and plots it. Attributes are
+    read when used: a value this version cannot read becomes a note in the report, not an error."""
+
+    run: Run
+    trial: FrozenTrial
+
+    @property
+    def schedule(self) -> str | None:
+        return self.trial.user_attrs.get("schedule")
+
+    @property
+    def lr(self) -> float:
+        return self.trial.params["lr"]
+
+    @property
+    def optimizer(self) -> str:
+        return self.trial.user_attrs.get("optimizer") or self.run.attrs.get("optimizer") or "sgd"
+
+    @property
+    def steps(self) -> int:
+        return int(self.trial.user_attrs["steps"])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return int(self.run.attrs["steps_per_epoch"])
+
+    def planned_epochs(self) -> int:
+        return planned_epochs(self.run, self.trial)
+
+    def recorded(self) -> tuple[list[float], list[float]]:
+        """(epochs done, rate) at the end of each epoch, as the engine recorded them."""
+        hist = self.trial.user_attrs.get("history") or []
+        return [h["epochs_done"] for h in hist], [h["lr"] for h in hist]
+
+
+def chosen_schedule(run: Run) -> ChosenSchedule | None:
+    """The run's chosen trial when it has a learning rate and a step count to replay."""
+    t = chosen_trial(run)
+    if t is None or "lr" not in t.params or "steps" not in t.user_attrs:
+        return None
+    return ChosenSchedule(run, t)
