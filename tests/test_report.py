@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 
 from lrbench.cli import add_report_parser
 from lrbench.errors import ConfigError
 from lrbench.report import make_report, markdown_table, rank_tests
 from lrbench.report.data import chosen_schedule
 from lrbench.report.figures import replayed_schedule
+from lrbench.report.formatting import fmt_p
 from lrbench.results import load_results, load_runs
 
 # The suite and its once-per-session run live in test_results.py (loaded by path so that this
@@ -139,9 +141,20 @@ def test_strategies_sorted_by_median_epochs_to_target(report, storage):
 
 
 def test_summary_names_the_fewest_epochs_strategy(report, storage):
-    text = report[0].read_text()
-    rows = _table_after(text, "## Summary")
+    results = load_results(storage, "rtest")
+    rows = _table_after(report[0].read_text(), "## Summary")
     assert [r.split("|")[1].strip() for r in rows] == ["digits", "functions"]
+    for row in rows:
+        task, winner = row.split("|")[1].strip(), row.split("|")[6].strip()
+        runs = results[results.task == task]
+        medians = runs.groupby("strategy").epochs_to_target.median()
+        reached = runs.groupby("strategy").reached.sum()
+        if math.isfinite(medians.min()):
+            assert medians[winner] == medians.min()
+        else:  # no strategy reached the target in half its runs: the most successful is named
+            most = re.fullmatch(r"none in half its runs \(most often: (.+), (\d)/3\)", winner)
+            assert most, winner
+            assert reached[most[1]] == int(most[2]) == reached.max() > 0
 
 
 def test_rank_tests_with_three_seeds(report, storage):
@@ -156,14 +169,37 @@ def test_rank_tests_with_three_seeds(report, storage):
     assert len(_table_after(digits, "Pairwise Wilcoxon")) == 1
 
 
-def test_rank_tests_need_three_seeds(storage):
+def test_rank_tests_match_an_independent_computation(storage):
     results = load_results(storage, "rtest")
-    few = rank_tests(results[(results.task == "functions") & (results.seed < 2)])
-    assert "needs ≥ 3 seeds" in few["reason"]
+    functions = results[results.task == "functions"]
+    few = rank_tests(functions[functions.seed < 2])
+    assert few["reason"] == "needs ≥ 3 seeds completed by every strategy (have 2)"
+    res = rank_tests(functions)
+    # The same numbers another way: seeds x strategies, unreached = 2 x budget, pandas' ranks
+    # (ties share the mean rank), the Friedman statistic by its formula with the tie correction.
+    wide = functions.pivot(index="seed", columns="strategy", values="epochs_to_target")
+    wide = wide[res["strategies"]].replace(math.inf, 2 * functions.budget_epochs.max())
+    ranks = wide.rank(axis=1)
+    assert res["mean_ranks"] == pytest.approx(ranks.mean().to_dict())
+    n, k = ranks.shape
+    chi2 = 12 / (n * k * (k + 1)) * (ranks.sum() ** 2).sum() - 3 * n * (k + 1)
+    ties = sum(t**3 - t for _, row in ranks.iterrows() for t in row.value_counts())
+    chi2 /= 1 - ties / (n * (k**3 - k))
+    assert res["friedman"]["statistic"] == pytest.approx(chi2)
+    assert res["friedman"]["pvalue"] == pytest.approx(scipy.stats.chi2.sf(chi2, k - 1))
+
+
+def test_report_states_the_rank_test_numbers(report, storage):
+    results = load_results(storage, "rtest")
     res = rank_tests(results[results.task == "functions"])
-    assert res["friedman"] is not None and 0 <= res["friedman"]["pvalue"] <= 1
-    # Mean ranks of 3 strategies over seeds sum to 1 + 2 + 3.
-    assert sum(res["mean_ranks"].values()) == pytest.approx(6.0)
+    section = _section(report[0].read_text(), "functions")
+    rows = _table_after(section, "Strategies are ranked within each seed")
+    by_rank = sorted(res["mean_ranks"].items(), key=lambda kv: kv[1])
+    assert rows == [f"| {s} | {r:.2f} |" for s, r in by_rank]
+    fr = res["friedman"]
+    assert f"χ² = {fr['statistic']:.3f}, p = {fmt_p(fr['pvalue'])}." in section
+    holm_column = [r.split("|")[-2].strip() for r in _table_after(section, "Pairwise Wilcoxon")]
+    assert holm_column == [fmt_p(p) for p in res["wilcoxon"]["pvalue_holm"]]
 
 
 def test_tolerance_section_only_with_two_optimizers(report):
