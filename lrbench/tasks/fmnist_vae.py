@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lrbench.data import TensorSplit, ordered_batches, read_fashion_mnist
