@@ -129,6 +129,11 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         """The task's metric on a whole split, as a 0-d tensor on the device (read back by the caller)."""
 
+    def final_metrics(self, model: nn.Module, split: TensorSplit) -> dict[str, torch.Tensor]:
+        """Extra metrics of a trial's best state on the test split (e.g. a costlier bound); none
+        by default. Computed once per trial, so they may cost more than a per-epoch metric."""
+        return {}
+
     def is_better(self, a: float, b: float) -> bool:
         """Whether metric value `a` is strictly better than `b` in this task's direction."""
         return a < b if self.direction == "minimize" else a > b
