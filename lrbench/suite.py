@@ -28,6 +28,8 @@ naming the file, the key and what is wrong.
     label = "tpe-hb"            # optional; names the run and the report row
     tasks = ["digits"]          # optional; default every task
     optimizer = "sgd"           # optional; overrides the task's optimizer
+    reference = { 50 = 235.11, 100 = 234.16 }  # optional; published best-so-far validation
+                                # values at these cumulative epochs, shown beside the run's own
     n_startup_trials = 5        # any other key is a strategy option
 """
 
@@ -71,6 +73,9 @@ class StrategySpec:
     options: dict[str, Any]
     tasks: tuple[str, ...] | None
     optimizer: str | None
+    # Published best-so-far validation values at cumulative epochs (e.g. seed 002's table 6),
+    # which the report sets beside this strategy's own.
+    reference: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,7 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
                 "optimizer",
                 f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
             )
+        reference = _reference(r)
         options = r.rest()
         try:
             get_strategy(name, **options)  # validates option names and values it checks eagerly
@@ -330,6 +336,21 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
         if any(s.label == label for s in specs):
             raise r.error("label", f"label {label!r} used twice: give one of them another label")
         specs.append(
-            StrategySpec(label, name, options, None if tasks is None else tuple(tasks), optimizer)
+            StrategySpec(
+                label, name, options, None if tasks is None else tuple(tasks), optimizer, reference
+            )
         )
     return tuple(specs)
+
+
+def _reference(r: _Reader) -> tuple[tuple[int, float], ...]:
+    """`reference = { 50 = 235.11, 100 = 234.16 }`: epochs (positive integers) -> values."""
+    table = r.get("reference", dict, {})
+    out = []
+    for key, value in table.items():
+        if not (key.isdigit() and int(key) > 0):
+            raise r.error("reference", f"{key!r} is not an epoch count (a positive integer)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise r.error(f"reference.{key}", f"expected a number, got {value!r}")
+        out.append((int(key), float(value)))
+    return tuple(sorted(out))
