@@ -129,6 +129,11 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         """The task's metric on a whole split, as a 0-d tensor on the device (read back by the caller)."""
 
+    def extra_metrics(self, model: nn.Module, split: TensorSplit) -> dict[str, torch.Tensor]:
+        """Extra metrics on a split, recorded beside the task's metric every epoch (0-d tensors
+        on the device, by name); none by default. Called in evaluation mode, without gradients."""
+        return {}
+
     def is_better(self, a: float, b: float) -> bool:
         """Whether metric value `a` is strictly better than `b` in this task's direction."""
         return a < b if self.direction == "minimize" else a > b
