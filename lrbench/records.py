@@ -210,8 +210,8 @@ class TrialRecord:
     best_val: float | None = None
     best_epoch: int | None = None
     initial_val: float | None = None
-    seconds: float = 0.0
-    eval_seconds: float = 0.0
+    seconds: float | None = None  # None when the trial stored none (interrupted)
+    eval_seconds: float | None = None
     schedule: str | None = None
     optimizer: str | None = None
     phase: str | None = None
@@ -236,8 +236,8 @@ class TrialRecord:
             best_val=_opt_float(a.get(TrialKeys.BEST_VAL)),
             best_epoch=None if best_epoch is None else int(best_epoch),
             initial_val=_opt_float(a.get(TrialKeys.INITIAL_VAL)),
-            seconds=_float(a.get(TrialKeys.SECONDS)),
-            eval_seconds=_float(a.get(TrialKeys.EVAL_SECONDS)),
+            seconds=_opt_float(a.get(TrialKeys.SECONDS)),
+            eval_seconds=_opt_float(a.get(TrialKeys.EVAL_SECONDS)),
             schedule=a.get(TrialKeys.SCHEDULE),
             optimizer=a.get(TrialKeys.OPTIMIZER),
             phase=a.get(TrialKeys.PHASE),
@@ -246,8 +246,8 @@ class TrialRecord:
 
     @property
     def total_seconds(self) -> float:
-        """Training plus evaluation seconds."""
-        return self.seconds + self.eval_seconds
+        """Training plus evaluation seconds (0 for what was not stored)."""
+        return (self.seconds or 0.0) + (self.eval_seconds or 0.0)
 
     @property
     def final_val(self) -> float | None:
