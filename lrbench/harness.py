@@ -196,31 +196,26 @@ def run_suite(
             raise ConfigError(
                 "--workers and --num-workers do not combine: start one process per share instead"
             )
-        ctx = multiprocessing.get_context("spawn")
-        procs = [
-            ctx.Process(
-                target=_worker_main,
-                args=(str(suite.path), url, device, only, progress, i, workers),
-            )
-            for i in range(workers)
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
-        if failed:
-            raise ConfigError(
-                f"worker(s) {failed} failed; completed runs are stored in {url}: "
-                "run the same command again to finish the rest"
-            )
+        _run_in_processes(suite, url, device, only, progress, workers)
         return url
 
     mine = [r for i, r in enumerate(runs) if i % num_workers == worker_index]
-    store = open_storage(url)
-    bars = _Progress(mine, enabled=progress, position=worker_index)
+    _run_share(mine, open_storage(url), suite, device, progress, worker_index)
+    return url
+
+
+def _run_share(
+    runs: list[RunSpec],
+    store: optuna.storages.BaseStorage,
+    suite: Suite,
+    device: str,
+    progress: bool,
+    position: int,
+) -> None:
+    """Run `runs` one after another in this process, with progress bars at `position`."""
+    bars = _Progress(runs, enabled=progress, position=position)
     try:
-        for run in mine:
+        for run in runs:
             bars.start(run)
             run_one(
                 run,
@@ -233,7 +228,30 @@ def run_suite(
             bars.done()
     finally:
         bars.close()
-    return url
+
+
+def _run_in_processes(
+    suite: Suite, url: str, device: str, only: str | None, progress: bool, workers: int
+) -> None:
+    """`workers` spawned processes, each running its share of the suite into `url`."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(str(suite.path), url, device, only, progress, i, workers),
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise ConfigError(
+            f"worker(s) {failed} failed; completed runs are stored in {url}: "
+            "run the same command again to finish the rest"
+        )
 
 
 def _worker_main(

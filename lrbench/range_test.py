@@ -154,41 +154,11 @@ class RangeTestResult:
             ax.plot(lrs, raw, color="0.75", lw=0.8, label="raw loss")
         ax.plot(lrs[:n], ys[:n], color="C0", lw=2, label="smoothed loss")
 
-        colors = {
-            "steepest": "C1",
-            "minimum/10": "C2",
-            "valley": "C3",
-            "base_lr": "C4",
-            "max_lr": "C5",
-        }
-        styles = {
-            "steepest": "-",
-            "minimum/10": "--",
-            "valley": "-.",
-            "base_lr": ":",
-            "max_lr": ":",
-        }
-        for key in SUGGESTION_KEYS:
-            lr = self.suggestions.get(key)
-            if lr is None or not math.isfinite(lr):
-                continue
-            ax.axvline(lr, color=colors[key], ls=styles[key], lw=1.3, label=f"{key} = {lr:.2e}")
-            if n >= 1 and lrs[0] <= lr <= lrs[n - 1]:
-                y_at = float(np.interp(math.log10(lr), np.log10(lrs[:n]), ys[:n]))
-                ax.plot([lr], [y_at], "o", color=colors[key], ms=6)
-
+        self._mark_suggestions(ax, lrs[:n], ys[:n])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel(("validation" if self.loss_source == "val" else "training") + " loss")
-        if n >= 2:
-            m = int(np.argmin(ys[:n]))
-            lo, hi = float(ys[:n].min()), float(ys[: m + 1].max())
-            raw_ok = raw[:n][np.isfinite(raw[:n])] if show_raw else raw[:0]
-            if len(raw_ok):  # the raw curve leads the (lagging) smoothed one: keep its dip visible
-                lo = min(lo, float(raw_ok.min()))
-            span = hi - lo
-            if span > 0:
-                ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
+        _cap_y_axis(ax, ys[:n], raw[:n] if show_raw else raw[:0])
         if title is None:
             title = f"LR range test ({self.step_mode}, {self.num_steps} steps"
             title += ", stopped at divergence)" if self.stopped_early else ")"
@@ -201,6 +171,44 @@ class RangeTestResult:
                 os.makedirs(dirname, exist_ok=True)
             fig.savefig(path, dpi=110, bbox_inches="tight")
         return ax
+
+    def _mark_suggestions(self, ax, lrs: np.ndarray, ys: np.ndarray) -> None:
+        """A vertical line per suggestion, and a dot where it meets the (finite) curve."""
+        n = len(ys)
+        for key in SUGGESTION_KEYS:
+            lr = self.suggestions.get(key)
+            if lr is None or not math.isfinite(lr):
+                continue
+            color, style = _SUGGESTION_STYLES[key]
+            ax.axvline(lr, color=color, ls=style, lw=1.3, label=f"{key} = {lr:.2e}")
+            if n >= 1 and lrs[0] <= lr <= lrs[n - 1]:
+                y_at = float(np.interp(math.log10(lr), np.log10(lrs), ys))
+                ax.plot([lr], [y_at], "o", color=color, ms=6)
+
+
+#: Colour and line style of each suggestion in :meth:`RangeTestResult.plot`.
+_SUGGESTION_STYLES = {
+    "steepest": ("C1", "-"),
+    "minimum/10": ("C2", "--"),
+    "valley": ("C3", "-."),
+    "base_lr": ("C4", ":"),
+    "max_lr": ("C5", ":"),
+}
+
+
+def _cap_y_axis(ax, ys: np.ndarray, raw: np.ndarray) -> None:
+    """Y limits from the smoothed curve's level before its minimum (a diverging tail would
+    flatten the rest), down to the raw curve's minimum."""
+    if len(ys) < 2:
+        return
+    m = int(np.argmin(ys))
+    lo, hi = float(ys.min()), float(ys[: m + 1].max())
+    raw_ok = raw[np.isfinite(raw)]
+    if len(raw_ok):  # the raw curve leads the (lagging) smoothed one: keep its dip visible
+        lo = min(lo, float(raw_ok.min()))
+    span = hi - lo
+    if span > 0:
+        ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
 
 
 # --------------------------------------------------------------------------- #
