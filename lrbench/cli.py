@@ -122,13 +122,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_range_test(args: argparse.Namespace) -> int:
     from lrbench.engine import resolve_device, task_range_test
+    from lrbench.range_test import check_range_test_args
     from lrbench.tasks import DataOptions, get_task
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
-    if not 0 < args.start_lr < args.end_lr:
-        raise ConfigError(f"need 0 < --start-lr < --end-lr, got {args.start_lr} and {args.end_lr}")
-    if args.num_iter < 2:
-        raise ConfigError(f"--num-iter must be at least 2, got {args.num_iter}")
+    try:  # the checks of lrbench.lr_range_test, before any data is loaded
+        check_range_test_args(args.start_lr, args.end_lr, args.num_iter, args.step_mode)
+    except ValueError as e:
+        raise ConfigError(f"range-test: {str(e).removeprefix('lr_range_test: ')}") from None
     device = resolve_device(args.device)
     data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
     result = task_range_test(

@@ -7,6 +7,7 @@ once per epoch. Evaluation is timed apart from training because it is not traini
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from lrbench.data import TensorSplit
 from lrbench.errors import ConfigError
 from lrbench.optimizers import build_optimizer
 from lrbench.schedules import ScheduleSpec, build_schedule
@@ -92,6 +94,8 @@ class EpochRecord:
     epochs_done: float  # steps / steps_per_epoch: the cost accounting unit
     seconds: float  # training wall seconds of this epoch
     eval_seconds: float
+    # Extra validation metrics by name (`Task.extra_metrics`); empty when the task has none.
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +131,24 @@ class TrainResult:
 EpochCallback = Callable[[EpochRecord], bool | None]
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How `train` runs a configuration, apart from the configuration itself.
+
+    `callback(record)` runs after every epoch that did not diverge or hit the budget; returning
+    True stops the trial (pruning). `progress(record)` sees every epoch. `initial_state` starts
+    from given weights instead of a fresh initialisation (the significant-digit exploit phase
+    continues from the previous rate's best state); `keep_best_state` returns the best weights.
+    """
+
+    callback: EpochCallback | None = None
+    progress: Callable[[EpochRecord], None] | None = None
+    evaluate_test: bool = True
+    evaluate_initial: bool = False
+    initial_state: dict[str, torch.Tensor] | None = None
+    keep_best_state: bool = False
+
+
 def train(
     task: Task,
     config: TrainConfig,
@@ -134,139 +156,193 @@ def train(
     device: torch.device | str = "cpu",
     data: TaskData | None = None,
     data_options: DataOptions | None = None,
-    callback: EpochCallback | None = None,
-    evaluate_test: bool = True,
-    progress: Callable[[EpochRecord], None] | None = None,
-    evaluate_initial: bool = False,
-    initial_state: dict[str, torch.Tensor] | None = None,
-    keep_best_state: bool = False,
+    options: TrainOptions | None = None,
+    **option_fields: Any,
 ) -> TrainResult:
     """Train one configuration of `task`; return its per-epoch history and best/test metrics.
 
-    `callback(record)` runs after every epoch; returning True stops the trial (pruning).
-    A diverged trial (non-finite loss, or a step loss above `task.diverge_factor` x the first)
-    ends after the epoch in which it diverged, with `diverged=True` and its epochs counted.
-    `initial_state` starts from given weights instead of a fresh initialisation (the
-    significant-digit exploit phase continues from the previous rate's best state).
+    `options` (or its fields as keywords, e.g. `evaluate_test=False`) say how: see
+    `TrainOptions`. A diverged trial (non-finite loss, or a step loss above
+    `task.diverge_factor` x the first) ends after the epoch in which it diverged, with
+    `diverged=True` and its epochs counted.
     """
+    try:
+        options = dataclasses.replace(options or TrainOptions(), **option_fields)
+    except TypeError as e:
+        raise TypeError(f"train: {e}") from None
     device = resolve_device(device)
     data = data if data is not None else task.prepare(device, data_options or DataOptions())
-    spe = data.steps_per_epoch
-    model, optimizer = _fresh_model_and_optimizer(task, config, device)
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
-    schedule = build_schedule(
-        config.schedule, optimizer, lr=config.lr, epochs=config.epochs, steps_per_epoch=spe
-    )
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    autocast = task.autocast(device)
+    return _Trainer(task, config, device, data, options).run()
 
-    history: list[EpochRecord] = []
-    best_val: float | None = None
-    best_epoch: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    steps = 0
-    diverged = cut = stopped = False
-    train_seconds = eval_seconds = 0.0
-    first_loss: torch.Tensor | None = None
-    zero = torch.zeros((), device=device)
-    initial_val = None
-    if evaluate_initial:
-        model.eval()
-        with torch.no_grad(), autocast:
-            initial_val = float(task.evaluate(model, data.val))
 
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        loss_sum, loss_max, n = zero.clone(), zero.clone(), 0
-        for batch in task.train_batches(data, generator):
-            if config.max_steps is not None and steps >= config.max_steps:
-                cut = True
+class _Trainer:
+    """One call of `train`: the model, optimizer and schedule, and the running best."""
+
+    def __init__(
+        self,
+        task: Task,
+        config: TrainConfig,
+        device: torch.device,
+        data: TaskData,
+        options: TrainOptions,
+    ) -> None:
+        self.task, self.config, self.device, self.data, self.options = (
+            task,
+            config,
+            device,
+            data,
+            options,
+        )
+        self.spe = data.steps_per_epoch
+        self.model, self.optimizer = _fresh_model_and_optimizer(task, config, device)
+        if options.initial_state is not None:
+            self.model.load_state_dict(options.initial_state)
+        self.schedule = build_schedule(
+            config.schedule,
+            self.optimizer,
+            lr=config.lr,
+            epochs=config.epochs,
+            steps_per_epoch=self.spe,
+        )
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.autocast = task.autocast(device)
+        self.history: list[EpochRecord] = []
+        self.best_val: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.steps = 0
+        self.diverged = self.cut = self.stopped = False
+        self.train_seconds = self.eval_seconds = 0.0
+        self.first_loss: torch.Tensor | None = None
+
+    def evaluate(self, split: TensorSplit) -> float:
+        """The task's metric on `split`, the model in evaluation mode, no gradients."""
+        self.model.eval()
+        with torch.no_grad(), self.autocast:
+            return float(self.task.evaluate(self.model, split))
+
+    def evaluate_extras(self) -> dict[str, float]:
+        """The task's extra validation metrics (one read-back for all of them)."""
+        with torch.no_grad(), self.autocast:
+            extras = self.task.extra_metrics(self.model, self.data.val)
+        if not extras:
+            return {}
+        values = torch.stack([v.detach().float().reshape(()) for v in extras.values()]).tolist()
+        return dict(zip(extras, values))
+
+    def run(self) -> TrainResult:
+        initial_val = self.evaluate(self.data.val) if self.options.evaluate_initial else None
+        for epoch in range(1, self.config.epochs + 1):
+            record = self.train_epoch(epoch)
+            if record is None or self.after_epoch(record):
                 break
-            with autocast:
-                loss = task.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
+        test = None
+        if self.options.evaluate_test and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            test = self.evaluate(self.data.test)
+        return self.result(initial_val, test)
+
+    def train_epoch(self, epoch: int) -> EpochRecord | None:
+        """One epoch of steps (cut at the budget), then its evaluation; None if no step ran."""
+        t0 = time.perf_counter()
+        mean_loss, max_loss, first, n = self.run_steps()
+        if n == 0:  # budget was exhausted exactly at the previous epoch's end
+            return None
+        if not self.cut:
+            self.schedule.after_epoch()
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        self.diverged = not (math.isfinite(mean_loss) and math.isfinite(max_loss)) or (
+            max_loss > self.task.diverge_factor * max(first, 1e-12)
+        )
+        t1 = time.perf_counter()
+        val, extras = float("nan"), {}
+        if not self.diverged:
+            val = self.evaluate(self.data.val)
+            self.diverged = not math.isfinite(val)
+            extras = {} if self.diverged else self.evaluate_extras()
+        ev = time.perf_counter() - t1
+        self.eval_seconds += ev
+        lr = self.optimizer.param_groups[0]["lr"]
+        steps = self.steps
+        return EpochRecord(epoch, mean_loss, val, lr, steps, steps / self.spe, seconds, ev, extras)
+
+    def run_steps(self) -> tuple[float, float, float, int]:
+        """The epoch's optimizer steps: (mean loss, max loss, first step's loss, steps), read
+        back once."""
+        self.model.train()
+        zero = torch.zeros((), device=self.device)
+        loss_sum, loss_max, n = zero.clone(), zero.clone(), 0
+        max_steps = self.config.max_steps
+        for batch in self.task.train_batches(self.data, self.generator):
+            if max_steps is not None and self.steps >= max_steps:
+                self.cut = True
+                break
+            with self.autocast:
+                loss = self.task.loss(self.model, batch)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            schedule.after_step()
+            self.optimizer.step()
+            self.schedule.after_step()
             loss = loss.detach().float()
-            if first_loss is None:
-                first_loss = loss.abs()
+            if self.first_loss is None:
+                self.first_loss = loss.abs()
             loss_sum += loss
             # torch.maximum propagates NaN, so a NaN anywhere in the epoch survives to the check.
             loss_max = torch.maximum(loss_max, loss)
-            steps += 1
+            self.steps += 1
             n += 1
-        if n == 0:  # budget was exhausted exactly at the previous epoch's end
-            break
-        if not cut:
-            schedule.after_epoch()
+        if n == 0:
+            return math.nan, math.nan, math.nan, 0
         mean_loss, max_loss, first = torch.stack(
-            [loss_sum / n, loss_max, first_loss]
+            [loss_sum / n, loss_max, self.first_loss]
         ).tolist()  # one sync
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        diverged = not (math.isfinite(mean_loss) and math.isfinite(max_loss)) or (
-            max_loss > task.diverge_factor * max(first, 1e-12)
+        return mean_loss, max_loss, first, n
+
+    def after_epoch(self, record: EpochRecord) -> bool:
+        """The per-epoch hook: keep the best state, report, ask the callback; True ends training."""
+        if not self.diverged and (
+            self.best_val is None or self.task.is_better(record.val, self.best_val)
+        ):
+            self.best_val, self.best_epoch = record.val, record.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.history.append(record)
+        if self.options.progress is not None:
+            self.options.progress(record)
+        if self.diverged or self.cut:
+            return True
+        if self.options.callback is not None and self.options.callback(record):
+            self.stopped = True
+            return True
+        max_steps = self.config.max_steps
+        if max_steps is not None and self.steps >= max_steps:
+            # The budget, not the trial's own length, ended it.
+            self.cut = self.config.epochs * self.spe > self.steps
+            return True
+        return False
+
+    def result(self, initial_val: float | None, test: float | None) -> TrainResult:
+        config = self.config
+        return TrainResult(
+            task=self.task.name,
+            lr=config.lr,
+            optimizer=config.optimizer,
+            schedule=config.schedule.describe(),
+            seed=config.seed,
+            epochs=self.steps / self.spe,
+            steps=self.steps,
+            best_epoch=self.best_epoch,
+            best_val=self.best_val,
+            test=test,
+            diverged=self.diverged,
+            cut=self.cut,
+            stopped=self.stopped,
+            seconds=self.train_seconds,
+            eval_seconds=self.eval_seconds,
+            history=self.history,
+            initial_val=initial_val,
+            best_state=self.best_state if self.options.keep_best_state else None,
         )
-
-        t1 = time.perf_counter()
-        if diverged:
-            val = float("nan")
-        else:
-            model.eval()
-            with torch.no_grad(), autocast:
-                val = float(task.evaluate(model, data.val))
-            diverged = not math.isfinite(val)
-        ev = time.perf_counter() - t1
-        eval_seconds += ev
-        if not diverged and (best_val is None or task.is_better(val, best_val)):
-            best_val, best_epoch = val, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-        record = EpochRecord(
-            epoch, mean_loss, val, optimizer.param_groups[0]["lr"], steps, steps / spe, seconds, ev
-        )
-        history.append(record)
-        if progress is not None:
-            progress(record)
-        if diverged or cut:
-            break
-        if callback is not None and callback(record):
-            stopped = True
-            break
-        if config.max_steps is not None and steps >= config.max_steps:
-            cut = config.epochs * spe > steps  # the budget, not the trial's own length, ended it
-            break
-
-    test = None
-    if evaluate_test and best_state is not None:
-        model.load_state_dict(best_state)
-        model.eval()
-        with torch.no_grad(), autocast:
-            test = float(task.evaluate(model, data.test))
-
-    return TrainResult(
-        task=task.name,
-        lr=config.lr,
-        optimizer=config.optimizer,
-        schedule=config.schedule.describe(),
-        seed=config.seed,
-        epochs=steps / spe,
-        steps=steps,
-        best_epoch=best_epoch,
-        best_val=best_val,
-        test=test,
-        diverged=diverged,
-        cut=cut,
-        stopped=stopped,
-        seconds=train_seconds,
-        eval_seconds=eval_seconds,
-        history=history,
-        initial_val=initial_val,
-        best_state=best_state if keep_best_state else None,
-    )
 
 
 def _fresh_model_and_optimizer(

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
+from lrbench import records
 from lrbench.engine import EpochRecord, resolve_device
 from lrbench.errors import ConfigError
+from lrbench.records import RUN_IDENTITY, RunKeys, RunRecord
 from lrbench.strategies import RunContext, get_strategy
 from lrbench.suite import RunSpec, Suite, load_suite
 from lrbench.tasks import get_task
@@ -66,45 +67,32 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dict[str, Any]:
     """What a run's study records about itself: everything a report needs, from storage alone."""
     return {
-        "suite": run.suite,
-        "task": run.task.label,
-        "task_name": run.task.name,
-        "strategy": run.strategy.label,
-        "strategy_name": run.strategy.name,
-        "seed": run.seed,
-        "budget_epochs": run.task.budget_epochs,
-        "epochs_per_trial": run.task.epochs_per_trial,
-        "target": run.task.target,
-        "direction": task.direction,
-        "metric": task.metric,
-        "metric_unit": task.metric_unit,
-        "low": run.task.low,
-        "high": run.task.high,
-        "optimizer": run.optimizer or task.default_optimizer,
-        "task_options": dict(task.options),
-        "strategy_options": dict(run.strategy.options),
-        "steps_per_epoch": steps_per_epoch,
-        "device": device,
+        RunKeys.SUITE: run.suite,
+        RunKeys.TASK: run.task.label,
+        RunKeys.TASK_NAME: run.task.name,
+        RunKeys.STRATEGY: run.strategy.label,
+        RunKeys.STRATEGY_NAME: run.strategy.name,
+        RunKeys.SEED: run.seed,
+        RunKeys.BUDGET_EPOCHS: run.task.budget_epochs,
+        RunKeys.EPOCHS_PER_TRIAL: run.task.epochs_per_trial,
+        RunKeys.TARGET: run.task.target,
+        RunKeys.DIRECTION: task.direction,
+        RunKeys.METRIC: task.metric,
+        RunKeys.METRIC_UNIT: task.metric_unit,
+        RunKeys.LOW: run.task.low,
+        RunKeys.HIGH: run.task.high,
+        RunKeys.OPTIMIZER: run.optimizer or task.default_optimizer,
+        RunKeys.TASK_OPTIONS: dict(task.options),
+        RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
+        RunKeys.STEPS_PER_EPOCH: steps_per_epoch,
+        RunKeys.DEVICE: device,
     }
 
 
-# Attributes that define a run: a stored run made with other values is not the same run.
-_IDENTITY = (
-    "budget_epochs",
-    "epochs_per_trial",
-    "target",
-    "low",
-    "high",
-    "optimizer",
-    "task_options",
-    "strategy_options",
-    "steps_per_epoch",
-)
-
-
 def _check_same_run(study: optuna.Study, attrs: dict[str, Any]) -> None:
+    """A stored run made with other identity values (budget, target ...) is not this run."""
     stored = study.user_attrs
-    for key in _IDENTITY:
+    for key in RUN_IDENTITY:
         if key in stored and json.dumps(stored[key], sort_keys=True) != json.dumps(
             attrs[key], sort_keys=True
         ):
@@ -112,13 +100,6 @@ def _check_same_run(study: optuna.Study, attrs: dict[str, Any]) -> None:
                 f"run {study.study_name!r} is stored with {key}={stored[key]!r} but the suite now "
                 f"says {attrs[key]!r}; use another --storage or suite name to keep both"
             )
-
-
-def _fail_interrupted_trials(study: optuna.Study) -> None:
-    """Trials left RUNNING by a killed process of this run: only this worker drives this study."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def run_one(
@@ -136,19 +117,9 @@ def run_one(
     task.target = run.task.target
     strategy = get_strategy(run.strategy.name, **run.strategy.options)
     data = task.prepare(dev, data_options)
-    attrs = run_spec_attrs(run, task, data.steps_per_epoch, str(dev))
-    study = optuna.create_study(
-        storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
-    )
-    _check_same_run(study, attrs)
-    if study.user_attrs.get("status") == "complete":
+    study = _open_run_study(run, storage, task, data.steps_per_epoch, str(dev))
+    if study is None:
         return False
-    if "suite" not in study.user_attrs:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
-        study.set_user_attr("started_at", time.time())
-    study.set_user_attr("status", "running")
-    _fail_interrupted_trials(study)
     ctx = RunContext(
         task,
         data,
@@ -166,12 +137,32 @@ def run_one(
         on_start(run, ctx.spent_epochs())
     t0 = time.perf_counter()
     strategy.run(ctx)
-    study.set_user_attr(
-        "wall_seconds", float(study.user_attrs.get("wall_seconds", 0.0)) + time.perf_counter() - t0
-    )
-    study.set_user_attr("finished_at", time.time())
-    study.set_user_attr("status", "complete")
+    records.add_wall_seconds(study, time.perf_counter() - t0)
+    study.set_user_attr(RunKeys.FINISHED_AT, time.time())
+    study.set_user_attr(RunKeys.STATUS, "complete")
     return True
+
+
+def _open_run_study(
+    run: RunSpec, storage: optuna.storages.BaseStorage, task, steps_per_epoch: int, device: str
+) -> optuna.Study | None:
+    """The run's study, created or resumed and marked running; None if it is complete.
+
+    Only this worker drives this study, so trials a killed process left RUNNING are failed.
+    """
+    attrs = run_spec_attrs(run, task, steps_per_epoch, device)
+    study = optuna.create_study(
+        storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
+    )
+    _check_same_run(study, attrs)
+    if RunRecord.from_study(study).status == "complete":
+        return None
+    if RunKeys.SUITE not in study.user_attrs:
+        records.write_run_attrs(study, attrs)
+        study.set_user_attr(RunKeys.STARTED_AT, time.time())
+    study.set_user_attr(RunKeys.STATUS, "running")
+    records.fail_interrupted_trials(study)
+    return study
 
 
 def run_suite(
@@ -205,31 +196,26 @@ def run_suite(
             raise ConfigError(
                 "--workers and --num-workers do not combine: start one process per share instead"
             )
-        ctx = multiprocessing.get_context("spawn")
-        procs = [
-            ctx.Process(
-                target=_worker_main,
-                args=(str(suite.path), url, device, only, progress, i, workers),
-            )
-            for i in range(workers)
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
-        if failed:
-            raise ConfigError(
-                f"worker(s) {failed} failed; completed runs are stored in {url}: "
-                "run the same command again to finish the rest"
-            )
+        _run_in_processes(suite, url, device, only, progress, workers)
         return url
 
     mine = [r for i, r in enumerate(runs) if i % num_workers == worker_index]
-    store = open_storage(url)
-    bars = _Progress(mine, enabled=progress, position=worker_index)
+    _run_share(mine, open_storage(url), suite, device, progress, worker_index)
+    return url
+
+
+def _run_share(
+    runs: list[RunSpec],
+    store: optuna.storages.BaseStorage,
+    suite: Suite,
+    device: str,
+    progress: bool,
+    position: int,
+) -> None:
+    """Run `runs` one after another in this process, with progress bars at `position`."""
+    bars = _Progress(runs, enabled=progress, position=position)
     try:
-        for run in mine:
+        for run in runs:
             bars.start(run)
             run_one(
                 run,
@@ -242,7 +228,30 @@ def run_suite(
             bars.done()
     finally:
         bars.close()
-    return url
+
+
+def _run_in_processes(
+    suite: Suite, url: str, device: str, only: str | None, progress: bool, workers: int
+) -> None:
+    """`workers` spawned processes, each running its share of the suite into `url`."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(str(suite.path), url, device, only, progress, i, workers),
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise ConfigError(
+            f"worker(s) {failed} failed; completed runs are stored in {url}: "
+            "run the same command again to finish the rest"
+        )
 
 
 def _worker_main(

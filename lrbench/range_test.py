@@ -39,6 +39,7 @@ Suggestion rules
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -53,8 +54,10 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "RangeTestArgs",
     "RangeTestResult",
     "SUGGESTION_KEYS",
+    "check_range_test_args",
     "clr_bounds",
     "lr_range_test",
     "suggest_lrs",
@@ -151,41 +154,11 @@ class RangeTestResult:
             ax.plot(lrs, raw, color="0.75", lw=0.8, label="raw loss")
         ax.plot(lrs[:n], ys[:n], color="C0", lw=2, label="smoothed loss")
 
-        colors = {
-            "steepest": "C1",
-            "minimum/10": "C2",
-            "valley": "C3",
-            "base_lr": "C4",
-            "max_lr": "C5",
-        }
-        styles = {
-            "steepest": "-",
-            "minimum/10": "--",
-            "valley": "-.",
-            "base_lr": ":",
-            "max_lr": ":",
-        }
-        for key in SUGGESTION_KEYS:
-            lr = self.suggestions.get(key)
-            if lr is None or not math.isfinite(lr):
-                continue
-            ax.axvline(lr, color=colors[key], ls=styles[key], lw=1.3, label=f"{key} = {lr:.2e}")
-            if n >= 1 and lrs[0] <= lr <= lrs[n - 1]:
-                y_at = float(np.interp(math.log10(lr), np.log10(lrs[:n]), ys[:n]))
-                ax.plot([lr], [y_at], "o", color=colors[key], ms=6)
-
+        self._mark_suggestions(ax, lrs[:n], ys[:n])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel(("validation" if self.loss_source == "val" else "training") + " loss")
-        if n >= 2:
-            m = int(np.argmin(ys[:n]))
-            lo, hi = float(ys[:n].min()), float(ys[: m + 1].max())
-            raw_ok = raw[:n][np.isfinite(raw[:n])] if show_raw else raw[:0]
-            if len(raw_ok):  # the raw curve leads the (lagging) smoothed one: keep its dip visible
-                lo = min(lo, float(raw_ok.min()))
-            span = hi - lo
-            if span > 0:
-                ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
+        _cap_y_axis(ax, ys[:n], raw[:n] if show_raw else raw[:0])
         if title is None:
             title = f"LR range test ({self.step_mode}, {self.num_steps} steps"
             title += ", stopped at divergence)" if self.stopped_early else ")"
@@ -199,11 +172,49 @@ class RangeTestResult:
             fig.savefig(path, dpi=110, bbox_inches="tight")
         return ax
 
+    def _mark_suggestions(self, ax, lrs: np.ndarray, ys: np.ndarray) -> None:
+        """A vertical line per suggestion, and a dot where it meets the (finite) curve."""
+        n = len(ys)
+        for key in SUGGESTION_KEYS:
+            lr = self.suggestions.get(key)
+            if lr is None or not math.isfinite(lr):
+                continue
+            color, style = _SUGGESTION_STYLES[key]
+            ax.axvline(lr, color=color, ls=style, lw=1.3, label=f"{key} = {lr:.2e}")
+            if n >= 1 and lrs[0] <= lr <= lrs[n - 1]:
+                y_at = float(np.interp(math.log10(lr), np.log10(lrs), ys))
+                ax.plot([lr], [y_at], "o", color=color, ms=6)
+
+
+#: Colour and line style of each suggestion in :meth:`RangeTestResult.plot`.
+_SUGGESTION_STYLES = {
+    "steepest": ("C1", "-"),
+    "minimum/10": ("C2", "--"),
+    "valley": ("C3", "-."),
+    "base_lr": ("C4", ":"),
+    "max_lr": ("C5", ":"),
+}
+
+
+def _cap_y_axis(ax, ys: np.ndarray, raw: np.ndarray) -> None:
+    """Y limits from the smoothed curve's level before its minimum (a diverging tail would
+    flatten the rest), down to the raw curve's minimum."""
+    if len(ys) < 2:
+        return
+    m = int(np.argmin(ys))
+    lo, hi = float(ys.min()), float(ys[: m + 1].max())
+    raw_ok = raw[np.isfinite(raw)]
+    if len(raw_ok):  # the raw curve leads the (lagging) smoothed one: keep its dip visible
+        lo = min(lo, float(raw_ok.min()))
+    span = hi - lo
+    if span > 0:
+        ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
+
 
 # --------------------------------------------------------------------------- #
 # The range test
 # --------------------------------------------------------------------------- #
-def lr_range_test(
+def lr_range_test(  # long for its docstring only: the public API's reference
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable,
@@ -268,11 +279,67 @@ def lr_range_test(
     divergence check needs.  It consumes the global torch RNG (dropout,
     shuffling inside ``batches``) and does not restore it.
     """
-    if (criterion is None) == (loss_fn is None):
-        raise ValueError(
-            "lr_range_test: give exactly one of `criterion` (with (inputs, targets) "
-            "batches) or `loss_fn(model, batch)`"
-        )
+    args = check_range_test_args(start_lr, end_lr, num_iter, step_mode, smooth_f, diverge_th)
+    if not optimizer.param_groups:
+        raise ValueError("lr_range_test: the optimizer has no param groups")
+    compute_loss = _loss_function(model, criterion, loss_fn)
+    val_batches = _checked_val_batches(val_batches)
+    # The first batch is fetched before anything is touched, so that an empty iterable fails
+    # with the model and optimizer untouched even when restore=False.
+    stream = _cycle(batches)
+    stream = itertools.chain([next(stream)], stream)
+    with _state_kept(model, optimizer, restore):
+        curve = _run_steps(model, optimizer, stream, compute_loss, val_batches, args)
+    result = RangeTestResult(
+        lrs=curve.lrs,
+        losses=curve.smoothed,
+        raw_losses=curve.raw,
+        num_steps=len(curve.lrs),
+        stopped_early=curve.stopped_early,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        step_mode=args.step_mode,
+        num_iter=args.num_iter,
+        smooth_f=args.smooth_f,
+        diverge_th=args.diverge_th,
+        loss_source="train" if val_batches is None else "val",
+    )
+    result.suggestions = suggest_lrs(
+        curve.lrs,
+        curve.smoothed,
+        args.start_lr,
+        args.end_lr,
+        step_mode=args.step_mode,
+        num_iter=args.num_iter,
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class RangeTestArgs:
+    """The checked, normalised numeric arguments of a range test."""
+
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    step_mode: str = "exp"
+    smooth_f: float = 0.05
+    diverge_th: float = 5.0
+
+
+def check_range_test_args(
+    start_lr: float,
+    end_lr: float,
+    num_iter: int,
+    step_mode: str = "exp",
+    smooth_f: float = 0.05,
+    diverge_th: float = 5.0,
+) -> RangeTestArgs:
+    """The arguments of :func:`lr_range_test`, checked; ``ValueError`` names the bad one.
+
+    ``0 < start_lr < end_lr`` (finite), ``num_iter`` an int >= 2, ``step_mode`` ``"exp"`` or
+    ``"linear"``, ``0 < smooth_f <= 1``, ``diverge_th > 1``.
+    """
     start_lr, end_lr = float(start_lr), float(end_lr)
     if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0.0 < start_lr < end_lr):
         raise ValueError(
@@ -281,7 +348,6 @@ def lr_range_test(
         )
     if isinstance(num_iter, bool) or not isinstance(num_iter, (int, np.integer)) or num_iter < 2:
         raise ValueError(f"lr_range_test: num_iter must be an int >= 2, got {num_iter!r}")
-    num_iter = int(num_iter)
     if step_mode not in ("exp", "linear"):
         raise ValueError(f"lr_range_test: step_mode must be 'exp' or 'linear', got {step_mode!r}")
     if not (0.0 < smooth_f <= 1.0):
@@ -290,80 +356,63 @@ def lr_range_test(
         raise ValueError(
             f"lr_range_test: diverge_th must be > 1 (math.inf disables it), got {diverge_th}"
         )
-    if not optimizer.param_groups:
-        raise ValueError("lr_range_test: the optimizer has no param groups")
+    return RangeTestArgs(
+        start_lr, end_lr, int(num_iter), step_mode, float(smooth_f), float(diverge_th)
+    )
 
+
+def _loss_function(
+    model: nn.Module,
+    criterion: Callable[[Any, Any], Tensor] | None,
+    loss_fn: Callable[[nn.Module, Any], Tensor] | None,
+) -> Callable[[Any], Tensor]:
+    """``batch -> loss`` from exactly one of ``criterion`` and ``loss_fn``."""
+    if (criterion is None) == (loss_fn is None):
+        raise ValueError(
+            "lr_range_test: give exactly one of `criterion` (with (inputs, targets) "
+            "batches) or `loss_fn(model, batch)`"
+        )
+    if loss_fn is not None:
+        return lambda batch: loss_fn(model, batch)
     device = _module_device(model)
-    if criterion is not None:
 
-        def compute_loss(batch):
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise ValueError(
-                    "lr_range_test: with `criterion`, every batch must be an (inputs, targets) "
-                    f"pair; got {type(batch).__name__}. Use `loss_fn` for other batch layouts."
-                )
-            inputs, targets = batch
-            return criterion(model(_to_device(inputs, device)), _to_device(targets, device))
-    else:
+    def compute_loss(batch):
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError(
+                "lr_range_test: with `criterion`, every batch must be an (inputs, targets) "
+                f"pair; got {type(batch).__name__}. Use `loss_fn` for other batch layouts."
+            )
+        inputs, targets = batch
+        return criterion(model(_to_device(inputs, device)), _to_device(targets, device))
 
-        def compute_loss(batch):
-            return loss_fn(model, batch)
+    return compute_loss
 
-    if val_batches is not None:
-        if iter(val_batches) is val_batches:  # one-shot iterator: read it once
-            val_batches = list(val_batches)
-        if hasattr(val_batches, "__len__") and len(val_batches) == 0:
-            raise ValueError("lr_range_test: val_batches is empty")
 
-    # Fetch the first batch before touching anything, so that an empty iterable
-    # fails with the model and optimizer untouched even when restore=False.
-    stream = _cycle(batches)
-    first = next(stream)
-    stream = itertools.chain([first], stream)
+def _checked_val_batches(val_batches: Iterable | None) -> Iterable | None:
+    """A one-shot iterator read into a list once; an empty one is an error."""
+    if val_batches is None:
+        return None
+    if iter(val_batches) is val_batches:
+        val_batches = list(val_batches)
+    if hasattr(val_batches, "__len__") and len(val_batches) == 0:
+        raise ValueError("lr_range_test: val_batches is empty")
+    return val_batches
 
+
+@contextlib.contextmanager
+def _state_kept(model: nn.Module, optimizer: torch.optim.Optimizer, restore: bool):
+    """Put back what a range test changes, also when it raises.
+
+    Always: every submodule's train/eval mode, and the attributes the lr scheduler adds to
+    the optimizer object. With ``restore``: the model's and optimizer's state and the grads
+    (the global RNG is not restored). Without: only the scheduler's ``initial_lr`` keys go.
+    """
     modes = [(m, m.training) for m in model.modules()]
     snapshot = _Snapshot(model, optimizer) if restore else None
     opt_attrs_before = set(vars(optimizer))
     groups_with_initial_lr = [("initial_lr" in g) for g in optimizer.param_groups]
-
-    lrs: list[float] = []
-    raw: list[float] = []
-    smoothed: list[float] = []
-    num_steps = 0
-    stopped_early = False
-    beta = 1.0 - float(smooth_f)
-    avg = 0.0
-    best = math.inf
     try:
-        scheduler = _make_scheduler(optimizer, start_lr, end_lr, num_iter, step_mode)
-        for i, batch in zip(range(num_iter), stream):
-            lr = float(optimizer.param_groups[0]["lr"])
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            loss = compute_loss(batch)
-            loss.backward()
-            optimizer.step()
-            num_steps += 1
-            value = (
-                _val_loss(model, compute_loss, val_batches)
-                if val_batches is not None
-                else float(loss.detach())
-            )
-
-            avg = beta * avg + (1.0 - beta) * value
-            s = avg / (1.0 - beta ** (i + 1))
-            lrs.append(lr)
-            raw.append(value)
-            smoothed.append(s)
-            if not math.isfinite(s):
-                stopped_early = True
-                break
-            best = min(best, s)
-            if best > 0 and s > diverge_th * best:
-                stopped_early = True
-                break
-            if i < num_iter - 1:
-                scheduler.step()
+        yield
     finally:
         if snapshot is not None:
             snapshot.restore()
@@ -377,24 +426,58 @@ def lr_range_test(
         for m, was_training in modes:
             m.training = was_training
 
-    result = RangeTestResult(
-        lrs=lrs,
-        losses=smoothed,
-        raw_losses=raw,
-        num_steps=num_steps,
-        stopped_early=stopped_early,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        step_mode=step_mode,
-        num_iter=num_iter,
-        smooth_f=float(smooth_f),
-        diverge_th=float(diverge_th),
-        loss_source="train" if val_batches is None else "val",
+
+@dataclass
+class _Curve:
+    lrs: list[float] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def _run_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stream: Iterator,
+    compute_loss: Callable[[Any], Tensor],
+    val_batches: Iterable | None,
+    args: RangeTestArgs,
+) -> _Curve:
+    """The range test's steps: one optimizer step per batch at a growing lr, the loss smoothed
+    (bias-corrected moving average), stopped once it diverges."""
+    curve = _Curve()
+    beta = 1.0 - args.smooth_f
+    avg, best = 0.0, math.inf
+    scheduler = _make_scheduler(
+        optimizer, args.start_lr, args.end_lr, args.num_iter, args.step_mode
     )
-    result.suggestions = suggest_lrs(
-        lrs, smoothed, start_lr, end_lr, step_mode=step_mode, num_iter=num_iter
-    )
-    return result
+    for i, batch in zip(range(args.num_iter), stream):
+        lr = float(optimizer.param_groups[0]["lr"])
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = compute_loss(batch)
+        loss.backward()
+        optimizer.step()
+        value = (
+            _val_loss(model, compute_loss, val_batches)
+            if val_batches is not None
+            else float(loss.detach())
+        )
+        avg = beta * avg + (1.0 - beta) * value
+        smoothed = avg / (1.0 - beta ** (i + 1))
+        curve.lrs.append(lr)
+        curve.raw.append(value)
+        curve.smoothed.append(smoothed)
+        if not math.isfinite(smoothed):
+            curve.stopped_early = True
+            break
+        best = min(best, smoothed)
+        if best > 0 and smoothed > args.diverge_th * best:
+            curve.stopped_early = True
+            break
+        if i < args.num_iter - 1:
+            scheduler.step()
+    return curve
 
 
 def _make_scheduler(optimizer, start_lr, end_lr, num_iter, step_mode):
@@ -496,7 +579,7 @@ class _Snapshot:
 # --------------------------------------------------------------------------- #
 # Suggestions
 # --------------------------------------------------------------------------- #
-def suggest_lrs(
+def suggest_lrs(  # long for its docstring only: the rules' reference
     lrs,
     losses,
     start_lr: float,
@@ -548,48 +631,65 @@ def suggest_lrs(
     ys_all = np.asarray(losses, dtype=float)
     n = min(_finite_prefix_len(ys_all), len(lrs_all))
     x, y = lrs_all[:n], ys_all[:n]
-    if num_iter is None:
-        num_iter = max(len(lrs_all), 2)
+    num_iter = num_iter if num_iter is not None else max(len(lrs_all), 2)
 
     def lr_at(i: int) -> float:
-        if i < len(lrs_all):
-            return float(lrs_all[i])
-        return _planned_lr(i, start_lr, end_lr, num_iter, step_mode)
-
-    def clip(v: float) -> float:
-        if not math.isfinite(v):
-            return start_lr
-        return float(min(max(v, start_lr), end_lr))
+        """The lr of step ``i``, clipped into range (from the schedule past the curve's end)."""
+        v = (
+            lrs_all[i]
+            if i < len(lrs_all)
+            else _planned_lr(i, start_lr, end_lr, num_iter, step_mode)
+        )
+        return _clip(float(v), start_lr, end_lr)
 
     if n == 0:
-        out = {k: start_lr for k in SUGGESTION_KEYS}
-        out["max_lr"] = clip(lr_at(1))
-        return out
+        return {**{k: start_lr for k in SUGGESTION_KEYS}, "max_lr": lr_at(1)}
+    skip_start, skip_end = _trim(n)
+    m = int(np.argmin(y))
+    base_lr, max_lr = _clr_bounds_from_curve(y, m, skip_start, lr_at, start_lr)
+    return {
+        "steepest": lr_at(_steepest_index(x, y, m, skip_start, skip_end)),
+        "minimum/10": _clip(float(lrs_all[m]) / 10.0, start_lr, end_lr),
+        "valley": lr_at(skip_start + _fastai_valley_index(y[skip_start : n - skip_end])),
+        "base_lr": base_lr,
+        "max_lr": max_lr,
+    }
 
+
+def _clip(v: float, start_lr: float, end_lr: float) -> float:
+    """``v`` clipped into ``[start_lr, end_lr]``; a non-finite value becomes ``start_lr``."""
+    if not math.isfinite(v):
+        return start_lr
+    return float(min(max(v, start_lr), end_lr))
+
+
+def _trim(n: int) -> tuple[int, int]:
+    """Points ignored at the start and end of an ``n``-point curve (none when fewer than 3
+    would remain)."""
     skip_start, skip_end = n // 10, min(5, n // 10)
     if n - skip_start - skip_end < 3:
-        skip_start = skip_end = 0
-    m = int(np.argmin(y))
+        return 0, 0
+    return skip_start, skip_end
 
-    # steepest
+
+def _steepest_index(x: np.ndarray, y: np.ndarray, m: int, skip_start: int, skip_end: int) -> int:
+    """The ``steepest`` rule: the most negative slope against log10(lr) before the minimum."""
+    n = len(y)
     if m == 0 or n < 2:
-        i_steep = 0
-    else:
-        logx = np.log10(x)
-        if np.all(np.diff(logx) > 0):
-            grad = np.gradient(y, logx)
-        else:
-            grad = np.gradient(y)
-        lo, hi = skip_start, min(n - skip_end, m)
-        if hi <= lo:
-            lo, hi = 0, m
-        i_steep = lo + int(np.argmin(grad[lo:hi]))
+        return 0
+    logx = np.log10(x)
+    grad = np.gradient(y, logx) if np.all(np.diff(logx) > 0) else np.gradient(y)
+    lo, hi = skip_start, min(n - skip_end, m)
+    if hi <= lo:
+        lo, hi = 0, m
+    return lo + int(np.argmin(grad[lo:hi]))
 
-    # valley (fastai)
-    lo, hi = skip_start, n - skip_end
-    i_valley = lo + _fastai_valley_index(y[lo:hi])
 
-    # base_lr / max_lr
+def _clr_bounds_from_curve(
+    y: np.ndarray, m: int, skip_start: int, lr_at: Callable[[int], float], start_lr: float
+) -> tuple[float, float]:
+    """Smith's CLR bounds: ``base_lr`` where the loss starts to fall, ``max_lr`` where it stops
+    falling; always ``base_lr < max_lr``."""
     y_start = float(np.median(y[: max(1, skip_start)]))
     drop = y_start - float(y[m])
     if drop > 0 and m > 0:
@@ -597,19 +697,12 @@ def suggest_lrs(
         i_max = 1 + int(np.argmax(y[1 : m + 1] <= y[m] + CLR_DROP_FRACTION * drop))
     else:
         i_base, i_max = 0, max(m, 1)
-    base_lr, max_lr = clip(lr_at(i_base)), clip(lr_at(i_max))
+    base_lr, max_lr = lr_at(i_base), lr_at(i_max)
     if not base_lr < max_lr:
-        base_lr = clip(lr_at(i_max - 1))
+        base_lr = lr_at(i_max - 1)
     if not base_lr < max_lr:  # only when lr grid points coincide after clipping
-        base_lr, max_lr = start_lr, max(max_lr, clip(lr_at(1)))
-
-    return {
-        "steepest": clip(lr_at(i_steep)),
-        "minimum/10": clip(lr_at(m) / 10.0),
-        "valley": clip(lr_at(i_valley)),
-        "base_lr": base_lr,
-        "max_lr": max_lr,
-    }
+        base_lr, max_lr = start_lr, max(max_lr, lr_at(1))
+    return base_lr, max_lr
 
 
 def _fastai_valley_index(losses: np.ndarray) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from lrbench.errors import ConfigError
+from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialKeys, TrialRecord
 
 TRIAL_COLUMNS = [
     "task",
@@ -98,63 +100,76 @@ CURVE_COLUMNS = ["task", "strategy", "seed", "epochs", "val", "best", "direction
 # --------------------------------------------------------------------------------------------- #
 @dataclass
 class Run:
-    """One stored run: its study's name and user attrs, and its trials in number order."""
+    """One stored run: its study's name and user attrs, and its trials in number order.
+
+    `record` reads the attrs (typed, with defaults) and `trial_record(t)` a trial's, both
+    through `lrbench.records`.
+    """
 
     name: str
     attrs: dict[str, Any]
     trials: list[FrozenTrial] = field(default_factory=list)
 
+    @cached_property
+    def record(self) -> RunRecord:
+        return RunRecord.from_attrs(self.name, self.attrs)
+
+    @cached_property
+    def _trial_records(self) -> dict[int, TrialRecord]:
+        return {t.number: TrialRecord.from_frozen(t) for t in self.trials}
+
+    def trial_record(self, t: FrozenTrial) -> TrialRecord:
+        """`t`'s stored record (parsed once per run)."""
+        rec = self._trial_records.get(t.number)
+        return rec if rec is not None else TrialRecord.from_frozen(t)
+
     @property
     def task(self) -> str:
-        return str(
-            self.attrs.get("task", self.name.split("/")[1] if self.name.count("/") >= 3 else "")
-        )
+        return self.record.task
 
     @property
     def strategy(self) -> str:
-        return str(
-            self.attrs.get(
-                "strategy", self.name.split("/")[2] if self.name.count("/") >= 3 else ""
-            )
-        )
+        return self.record.strategy
 
     @property
     def seed(self) -> int:
-        if "seed" in self.attrs:
-            return int(self.attrs["seed"])
-        last = self.name.rsplit("/", 1)[-1]
-        return int(last[4:]) if last.startswith("seed") and last[4:].isdigit() else 0
+        return self.record.seed
 
     @property
     def direction(self) -> str:
-        return str(self.attrs.get("direction", "minimize"))
+        return self.record.direction
 
     @property
     def target(self) -> float:
-        t = self.attrs.get("target")
-        return math.nan if t is None else float(t)
+        return self.record.target
 
     @property
     def overhead_epochs(self) -> float:
-        return float(self.attrs.get("overhead_epochs", 0.0) or 0.0)
+        return self.record.overhead_epochs
 
     @property
     def overhead_seconds(self) -> float:
-        return float(self.attrs.get("overhead_seconds", 0.0) or 0.0)
+        return self.record.overhead_seconds
 
     def meets(self, val: float | None) -> bool:
         return meets_target(val, self.target, self.direction)
 
     def better(self, a: float, b: float) -> bool:
         """a strictly better than b in this run's direction."""
-        return a < b if self.direction == "minimize" else a > b
+        return is_better(a, b, self.direction)
+
+
+def is_better(a: float, b: float, direction: str) -> bool:
+    """`a` strictly better than `b` in `direction` (a stored run's; a live one has
+    `Task.is_better`)."""
+    return a < b if direction == "minimize" else a > b
 
 
 def meets_target(val: float | None, target: float, direction: str) -> bool:
     """Validation `val` meets `target`: <= when minimizing, >= when maximizing (None/NaN never do)."""
     if val is None or not math.isfinite(val) or target is None or math.isnan(target):
         return False
-    return val <= target if direction == "minimize" else val >= target
+    return val == target or is_better(val, target, direction)
 
 
 def worst_value(direction: str) -> float:
@@ -205,14 +220,12 @@ def _runs(storage_or_runs: Any, suite: str | None) -> list[Run]:
 # --------------------------------------------------------------------------------------------- #
 def trial_epochs(t: FrozenTrial) -> float:
     """Epochs a trial trained (charged to the budget); 0 for an interrupted trial that stored none."""
-    return float(t.user_attrs.get("epochs", 0.0) or 0.0)
+    return TrialRecord.from_frozen(t).epochs
 
 
 def trial_seconds(t: FrozenTrial) -> float:
     """Training plus evaluation seconds of a trial."""
-    return float(t.user_attrs.get("seconds", 0.0) or 0.0) + float(
-        t.user_attrs.get("eval_seconds", 0.0) or 0.0
-    )
+    return TrialRecord.from_frozen(t).total_seconds
 
 
 @dataclass(frozen=True)
@@ -220,34 +233,30 @@ class Point:
     """One epoch record of a run, placed on the run's cumulative cost axes."""
 
     trial: FrozenTrial
-    record: dict[str, Any]
+    record: EpochEntry
     epochs: float  # cumulative run epochs when `record.val` was measured (overhead included)
     seconds: float  # cumulative training + evaluation seconds (range test included)
 
     @property
     def val(self) -> float | None:
-        v = self.record.get("val")
-        return None if v is None or not math.isfinite(float(v)) else float(v)
+        return self.record.val
 
 
 def walk(run: Run) -> Iterator[Point]:
     """Every epoch record of `run`: overhead first, then trials in number order."""
     epochs, seconds = run.overhead_epochs, run.overhead_seconds
     for t in run.trials:
+        rec = run.trial_record(t)
         within = 0.0
-        for rec in t.user_attrs.get("history", None) or []:
-            within += float(rec.get("seconds", 0.0) or 0.0) + float(
-                rec.get("eval_seconds", 0.0) or 0.0
-            )
-            yield Point(
-                t, rec, epochs + float(rec.get("epochs_done", 0.0) or 0.0), seconds + within
-            )
-        epochs += trial_epochs(t)
-        seconds += trial_seconds(t)
+        for entry in rec.history:
+            within += entry.seconds + entry.eval_seconds
+            yield Point(t, entry, epochs + entry.epochs_done, seconds + within)
+        epochs += rec.epochs
+        seconds += rec.total_seconds
 
 
 def total_epochs(run: Run) -> float:
-    return run.overhead_epochs + sum(trial_epochs(t) for t in run.trials)
+    return run.overhead_epochs + sum(run.trial_record(t).epochs for t in run.trials)
 
 
 def first_reach(run: Run) -> Point | None:
@@ -275,14 +284,6 @@ def best_val(run: Run) -> float:
     return best
 
 
-def _final_val(t: FrozenTrial) -> float | None:
-    hist = t.user_attrs.get("history") or []
-    if not hist:
-        return None
-    v = hist[-1].get("val")
-    return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
 def _num(v: Any) -> float:
     return math.nan if v is None else float(v)
 
@@ -303,76 +304,83 @@ def load_trials(
     for run in _runs(storage, suite):
         spent = run.overhead_epochs
         for t in run.trials:
-            a = t.user_attrs
-            rows.append(
-                {
-                    "task": run.task,
-                    "strategy": run.strategy,
-                    "seed": run.seed,
-                    "number": t.number,
-                    "state": t.state.name,
-                    "lr": _num(t.params.get("lr")),
-                    "value": _num(t.value),
-                    "epochs": trial_epochs(t),
-                    "cum_epochs_start": spent,
-                    "diverged": bool(a.get("diverged", False)),
-                    "pruned": bool(a.get("pruned", t.state == TrialState.PRUNED)),
-                    "cut": bool(a.get("cut", False)),
-                    "phase": a.get("phase"),
-                    "schedule": a.get("schedule"),
-                    "optimizer": a.get("optimizer", run.attrs.get("optimizer")),
-                    "test": _num(a.get("test")),
-                    "seconds": _num(a.get("seconds")),
-                    "eval_seconds": _num(a.get("eval_seconds")),
-                    "steps": int(a.get("steps", 0) or 0),
-                    "best_val": _num(a.get("best_val")),
-                    "final_val": _num(_final_val(t)),
-                    "study": run.name,
-                }
-            )
-            spent += trial_epochs(t)
+            rows.append(_trial_row(run, t, spent))
+            spent += run.trial_record(t).epochs
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _trial_row(run: Run, t: FrozenTrial, spent: float) -> dict[str, Any]:
+    """One row of `load_trials`: trial `t` of `run`, after `spent` run epochs."""
+    rec = run.trial_record(t)
+    return {
+        "task": run.task,
+        "strategy": run.strategy,
+        "seed": run.seed,
+        "number": t.number,
+        "state": t.state.name,
+        "lr": _num(t.params.get("lr")),
+        "value": _num(t.value),
+        "epochs": rec.epochs,
+        "cum_epochs_start": spent,
+        "diverged": rec.diverged,
+        "pruned": rec.pruned,
+        "cut": rec.cut,
+        "phase": rec.phase,
+        "schedule": rec.schedule,
+        "optimizer": rec.optimizer
+        if TrialKeys.OPTIMIZER in t.user_attrs
+        else run.record.get(RunKeys.OPTIMIZER),
+        "test": _num(rec.test),
+        "seconds": _num(rec.seconds),
+        "eval_seconds": _num(rec.eval_seconds),
+        "steps": rec.steps,
+        "best_val": _num(rec.best_val),
+        "final_val": _num(rec.final_val),
+        "study": run.name,
+    }
 
 
 def run_result(run: Run) -> dict[str, Any]:
     """The per-run numbers of one run (one row of `load_results`)."""
-    a = run.attrs
+    r = run.record
     hit = first_reach(run)
     chosen = chosen_trial(run)
+    chosen_rec = run.trial_record(chosen) if chosen is not None else None
     states = [t.state for t in run.trials]
+    trial_recs = [run.trial_record(t) for t in run.trials]
     return {
-        "suite": a.get("suite", run.name.split("/")[0]),
+        "suite": r.suite,
         "task": run.task,
         "strategy": run.strategy,
         "seed": run.seed,
-        "metric": a.get("metric"),
-        "metric_unit": a.get("metric_unit"),
+        "metric": r.get(RunKeys.METRIC),
+        "metric_unit": r.get(RunKeys.METRIC_UNIT),
         "direction": run.direction,
         "target": run.target,
-        "budget_epochs": _num(a.get("budget_epochs")),
-        "status": a.get("status", "unknown"),
+        "budget_epochs": r.budget_epochs,
+        "status": r.status,
         "reached": hit is not None,
         "epochs_to_target": hit.epochs if hit is not None else math.inf,
         "wall_seconds_to_target": hit.seconds if hit is not None else math.inf,
         "best_val": best_val(run),
         "chosen_trial": chosen.number if chosen is not None else None,
         "chosen_lr": _num(chosen.params.get("lr")) if chosen is not None else math.nan,
-        "chosen_schedule": chosen.user_attrs.get("schedule") if chosen is not None else None,
+        "chosen_schedule": chosen_rec.schedule if chosen_rec is not None else None,
         "chosen_value": _num(chosen.value) if chosen is not None else math.nan,
-        "test": _num(chosen.user_attrs.get("test")) if chosen is not None else math.nan,
+        "test": _num(chosen_rec.test) if chosen_rec is not None else math.nan,
         "total_epochs": total_epochs(run),
         "overhead_epochs": run.overhead_epochs,
         "n_trials": len(run.trials),
         "n_complete": states.count(TrialState.COMPLETE),
         "n_pruned": states.count(TrialState.PRUNED),
-        "n_diverged": sum(bool(t.user_attrs.get("diverged", False)) for t in run.trials),
+        "n_diverged": sum(rec.diverged for rec in trial_recs),
         "n_failed": states.count(TrialState.FAIL),
-        "n_cut": sum(bool(t.user_attrs.get("cut", False)) for t in run.trials),
-        "wall_seconds": _num(a.get("wall_seconds")),
-        "optimizer": a.get("optimizer"),
-        "device": a.get("device"),
-        "task_name": a.get("task_name"),
-        "strategy_name": a.get("strategy_name"),
+        "n_cut": sum(rec.cut for rec in trial_recs),
+        "wall_seconds": r.wall_seconds,
+        "optimizer": r.get(RunKeys.OPTIMIZER),
+        "device": r.get(RunKeys.DEVICE),
+        "task_name": r.get(RunKeys.TASK_NAME),
+        "strategy_name": r.get(RunKeys.STRATEGY_NAME),
         "study": run.name,
     }
 
@@ -420,7 +428,7 @@ def anytime_curves(
         c.insert(1, "strategy", run.strategy)
         c.insert(2, "seed", run.seed)
         c["direction"] = run.direction
-        c["budget_epochs"] = _num(run.attrs.get("budget_epochs"))
+        c["budget_epochs"] = run.record.budget_epochs
         frames.append(c)
     if not frames:
         return pd.DataFrame(columns=CURVE_COLUMNS)

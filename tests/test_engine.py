@@ -363,3 +363,32 @@ def test_resolve_device():
 def test_cuda_without_cuda_is_config_error():
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_device("cuda")
+
+
+# -- extra metrics -------------------------------------------------------------------------------
+
+
+def test_extra_metrics_of_a_task_are_recorded_every_epoch(digits):
+    task, d = digits
+
+    class WithExtras(type(task)):
+        def extra_metrics(self, model, split):
+            assert not model.training and not torch.is_grad_enabled()
+            return {
+                "n_val": torch.tensor(float(len(split))),
+                "twice": 2 * self.evaluate(model, split),
+            }
+
+    extra = WithExtras(**task.options)
+    result = run(extra, d, 1e-2, 2)
+    assert [r.extras["n_val"] for r in result.history] == [float(len(d.val))] * 2
+    for r in result.history:
+        assert r.extras["twice"] == pytest.approx(2 * r.val)
+    # None by default.
+    assert all(r.extras == {} for r in run(task, d, 1e-2, 1).history)
+
+
+def test_unknown_train_options_are_a_clear_type_error(digits):
+    task, d = digits
+    with pytest.raises(TypeError, match="train: .*evaluate_tset"):
+        run(task, d, 1e-2, 1, evaluate_tset=False)

@@ -155,6 +155,29 @@ def test_an_interrupted_run_finishes_as_an_uninterrupted_one(tiny_run, tmp_path)
     assert resumed.user_attrs["status"] == "complete"
 
 
+def test_a_trial_left_running_by_a_killed_worker_is_failed_on_resume(tiny_run, tmp_path):
+    suite_path, url = tiny_run
+    suite = load_suite(suite_path)
+    run = next(r for r in suite.runs("bowl/tpe") if r.seed == 0)
+    url2 = f"sqlite:///{tmp_path / 'killed.db'}"
+    # A process killed mid-trial leaves its trial RUNNING and the run not complete.
+    killed = optuna.create_study(study_name=run.study_name, storage=open_storage(url2))
+    orphan = killed.ask()
+    orphan.suggest_float("lr", run.task.low, run.task.high, log=True)
+    killed.set_user_attr("status", "running")
+    assert killed.trials[0].state == TrialState.RUNNING
+
+    assert run_one(run, open_storage(url2), device="cpu", data_options=suite.data)
+    study = optuna.load_study(study_name=run.study_name, storage=url2)
+    assert study.trials[0].state == TrialState.FAIL
+    assert study.user_attrs["interrupted_trials"] == [0]
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+    assert study.user_attrs["status"] == "complete"
+    # The failed trial charged nothing: the rest of the run is the uninterrupted one.
+    reference = trials_by_study(url)[run.study_name]
+    assert trials_by_study(url2)[run.study_name][1:] == reference
+
+
 def test_two_workers_store_the_same_runs_as_one(tiny_run, tmp_path):
     suite_path, url = tiny_run
     url2 = f"sqlite:///{tmp_path / 'workers.db'}"

@@ -670,3 +670,17 @@ def test_clr_bounds_rules(batches):
         assert res.start_lr <= b < m <= res.end_lr
     with pytest.raises(ValueError):
         clr_bounds(res, rule="max/10")
+
+
+def test_the_argument_checks_are_public_and_shared_by_the_command_line(capsys):
+    from lrbench.cli import main
+    from lrbench.range_test import check_range_test_args
+
+    args = check_range_test_args(1e-5, 1, np.int64(30), "linear")
+    assert (args.start_lr, args.end_lr, args.num_iter, args.step_mode) == (1e-5, 1.0, 30, "linear")
+    assert type(args.num_iter) is int and type(args.end_lr) is float
+    with pytest.raises(ValueError, match="num_iter"):
+        check_range_test_args(1e-5, 1.0, 1)
+    argv = ["range-test", "digits", "--device", "cpu", "--start-lr", "1", "--end-lr", "0.1"]
+    assert main(argv) == 2
+    assert "range-test: need 0 < start_lr < end_lr" in capsys.readouterr().err

@@ -214,3 +214,38 @@ def test_bad_strategy_options_are_config_errors():
     with pytest.raises(ConfigError, match="0 < low < high"):
         make_ctx("digits").__class__(ctx.task, ctx.data, ctx.study, low=1.0, high=0.1)
     assert not math.isnan(ctx.spent_epochs())
+
+
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("grid", {"n": "six"}, r"strategy 'grid': option n='six' is not an integer"),
+        ("grid", {"n": 2.5}, r"option n=2.5 is not an integer"),
+        ("sigdigit", {"k": 0}, r"strategy 'sigdigit': option k=0 must be at least 1"),
+        ("sigdigit", {"exploit": "maybe"}, r"option exploit='maybe' is not true or false"),
+        ("sigdigit", {"decade": -0.01}, r"option decade=-0.01 must be positive"),
+        ("clr", {"mode": "sawtooth"}, r"strategy 'clr': unknown mode 'sawtooth'; choose one of"),
+        ("clr", {"bounds": "max/5"}, r"unknown bounds 'max/5'"),
+        ("fixed", {"lr": 0}, r"strategy 'fixed': option lr=0 must be positive"),
+        ("one_cycle", {"num_iter": 1}, r"option num_iter=1 must be at least 2"),
+        ("cosine", {"rule": "middle"}, r"unknown rule 'middle'"),
+        ("tpe", {"n_startup_trials": None}, r"option n_startup_trials needs a value"),
+    ],
+)
+def test_option_values_are_checked_when_the_strategy_is_made(name, options, message):
+    with pytest.raises(ConfigError, match=message):
+        get_strategy(name, **options)
+
+
+def test_options_are_coerced_and_defaulted_in_one_place():
+    grid = get_strategy("grid", n="6")
+    assert grid.opts.n == 6 and grid.options == {"pruner": "none", "n": 6}
+    assert get_strategy("sigdigit", exploit="false", decade="0.01").opts.decade == 0.01
+    assert get_strategy("sigdigit", exploit="false").opts.exploit is False
+    # A float option keeps an integer as written, so a stored schedule reads as before.
+    assert get_strategy("clr").opts.step_size_epochs == 2
+    assert isinstance(get_strategy("clr").opts.step_size_epochs, int)
+    # Variants are their class with a preset option, checked the same way.
+    assert get_strategy("tpe+hyperband").opts.pruner == "hyperband"
+    with pytest.raises(ConfigError, match="unknown option.*known: pruner, n_startup_trials"):
+        get_strategy("tpe", n_startup=3)

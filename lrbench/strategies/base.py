@@ -4,12 +4,9 @@ A *run* is one strategy on one task with one seed, stored as one Optuna study. E
 strategy needs to continue after a crash is derived from that study's trials and user attrs
 (never from memory), so calling `Strategy.run` again on the same study resumes it.
 
-Stored per trial (user attrs): `epochs` and `steps` trained, `diverged`, `cut` (stopped by the
-budget), `pruned`, `test` (test metric of the trial's best state, never shown to strategies),
-`seconds`/`eval_seconds`, `schedule`, `phase`, and `history` (one record per epoch). The
+What is stored per trial and per study, and how it is read back, is `lrbench.records`. The
 validation metric is also reported every epoch with `trial.report`, so pruners and
-optuna-dashboard see it. Stored per study: `overhead_steps`, `overhead_epochs` and
-`overhead_seconds` (range tests, charged before any trial) and `range_test` (its curve).
+optuna-dashboard see it.
 """
 
 from __future__ import annotations
@@ -23,11 +20,22 @@ from typing import Any, ClassVar
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
-from lrbench.engine import EpochRecord, TrainConfig, TrainResult, task_range_test, train
+from lrbench import records
+from lrbench.engine import (
+    EpochRecord,
+    TrainConfig,
+    TrainOptions,
+    TrainResult,
+    task_range_test,
+    train,
+)
 from lrbench.errors import ConfigError
 from lrbench.range_test import RangeTestResult
+from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialRecord
 from lrbench.schedules import ScheduleSpec
+from lrbench.strategies.options import StrategyOptions, parse_options
 from lrbench.tasks import Task, TaskData
 
 LR = "lr"
@@ -65,10 +73,7 @@ class RunContext:
         return self.data.steps_per_epoch
 
     def spent_steps(self) -> int:
-        trials = self.study.get_trials(deepcopy=False)
-        return int(self.study.user_attrs.get("overhead_steps", 0)) + sum(
-            int(t.user_attrs.get("steps", 0)) for t in trials
-        )
+        return records.spent_steps(self.study)
 
     def spent_epochs(self) -> float:
         return self.spent_steps() / self.steps_per_epoch
@@ -82,7 +87,7 @@ class RunContext:
     # -- range tests ---------------------------------------------------------------------------
     def range_test(self, **options: Any) -> RangeTestResult:
         """The run's LR range test: run once, charged to the budget, stored, reused on resume."""
-        stored = self.study.user_attrs.get("range_test")
+        stored = RunRecord.from_study(self.study).range_test
         if stored is not None:
             return RangeTestResult.from_dict(stored)
         num_iter = int(options.pop("num_iter", 100))
@@ -99,14 +104,10 @@ class RunContext:
             **options,
         )
         seconds = time.perf_counter() - t0
-        overhead = int(self.study.user_attrs.get("overhead_steps", 0)) + result.num_steps
-        # Stored before the result so a crash in between over-charges rather than under-charges.
-        self.study.set_user_attr("overhead_steps", overhead)
-        self.study.set_user_attr("overhead_epochs", overhead / self.steps_per_epoch)
-        self.study.set_user_attr(
-            "overhead_seconds", float(self.study.user_attrs.get("overhead_seconds", 0.0)) + seconds
-        )
-        self.study.set_user_attr("range_test", result.to_dict())
+        # Charged before the result is stored, so a crash in between over-charges rather than
+        # under-charges.
+        records.charge_overhead(self.study, result.num_steps, self.steps_per_epoch, seconds)
+        self.study.set_user_attr(RunKeys.RANGE_TEST, result.to_dict())
         return result
 
     # -- one trial -----------------------------------------------------------------------------
@@ -137,51 +138,49 @@ class RunContext:
             seed=self.seed,
             max_steps=self.remaining_steps(),
         )
-        pruned = False
-        best: float | None = None
-
-        def on_epoch(record: EpochRecord) -> bool:
-            nonlocal pruned, best
-            if self.on_epoch is not None:
-                self.on_epoch(record)
-            if math.isfinite(record.val):
-                trial.report(record.val, record.epoch)
-            # Pruners may answer with a numpy bool, which JSON (the storage's format) refuses.
-            pruned = bool(prune and trial.should_prune())
-            worse = bool(best is not None and self.task.is_better(best, record.val))
-            if best is None or self.task.is_better(record.val, best):
-                best = record.val
-            return pruned or (stop_when_worse and worse)
-
-        result = train(
-            self.task,
-            config,
-            device=self.device,
-            data=self.data,
-            callback=on_epoch,
+        monitor = _TrialMonitor(self, trial, prune, stop_when_worse)
+        options = TrainOptions(
+            callback=monitor.after_epoch,
             evaluate_initial=True,
             initial_state=initial_state,
             keep_best_state=keep_best_state,
         )
-        attrs = {
-            "epochs": result.epochs,
-            "steps": result.steps,
-            "diverged": result.diverged,
-            "cut": result.cut,
-            "pruned": pruned,
-            "test": result.test,
-            "best_val": result.best_val,
-            "best_epoch": result.best_epoch,
-            "initial_val": result.initial_val,
-            "seconds": result.seconds,
-            "eval_seconds": result.eval_seconds,
-            "schedule": config.schedule.describe(),
-            "optimizer": config.optimizer,
-            "phase": phase,
-            "history": [_json_record(r) for r in result.history],
-        }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        result = train(self.task, config, device=self.device, data=self.data, options=options)
+        record = TrialRecord(
+            epochs=result.epochs,
+            steps=result.steps,
+            planned_epochs=config.epochs,
+            diverged=result.diverged,
+            cut=result.cut,
+            pruned=monitor.pruned,
+            test=result.test,
+            best_val=result.best_val,
+            best_epoch=result.best_epoch,
+            initial_val=result.initial_val,
+            seconds=result.seconds,
+            eval_seconds=result.eval_seconds,
+            schedule=config.schedule.describe(),
+            optimizer=config.optimizer,
+            phase=phase,
+            history=tuple(EpochEntry.from_record(r) for r in result.history),
+        )
+        record.write(trial)
+        return result
+
+    def run_fixed_trial(self, lr: float, **train_options: Any) -> TrainResult:
+        """Ask for a trial at exactly `lr` (no sampler chooses it), train it, tell the result.
+
+        The trial's `lr` parameter is a single-point distribution, so the study records the
+        configuration. If training raises (Ctrl-C included), the trial is told FAIL first.
+        """
+        dist = optuna.distributions.FloatDistribution(lr, lr, log=True)
+        trial = self.study.ask({LR: dist})
+        try:
+            result = self.train_trial(trial, lr, **train_options)
+        except BaseException:
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        self.study.tell(trial, self.objective_value(result))
         return result
 
     def objective_value(self, result: TrainResult) -> float:
@@ -194,38 +193,50 @@ class RunContext:
         return self.task.worst_value()
 
 
-def _json_record(r: EpochRecord) -> dict[str, Any]:
-    return {
-        "epoch": r.epoch,
-        "train_loss": _finite(r.train_loss),
-        "val": _finite(r.val),
-        "lr": r.lr,
-        "steps": r.steps,
-        "epochs_done": r.epochs_done,
-        "seconds": r.seconds,
-        "eval_seconds": r.eval_seconds,
-    }
+class _TrialMonitor:
+    """The per-epoch hook of one trial: progress, `trial.report`, pruning, the exploit's stop."""
 
+    def __init__(
+        self, ctx: RunContext, trial: optuna.Trial, prune: bool, stop_when_worse: bool
+    ) -> None:
+        self.ctx, self.trial = ctx, trial
+        self.prune, self.stop_when_worse = prune, stop_when_worse
+        self.pruned = False
+        self.best: float | None = None
 
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+    def after_epoch(self, record: EpochRecord) -> bool:
+        """True stops the trial."""
+        if self.ctx.on_epoch is not None:
+            self.ctx.on_epoch(record)
+        if math.isfinite(record.val):
+            self.trial.report(record.val, record.epoch)
+        # Pruners may answer with a numpy bool, which JSON (the storage's format) refuses.
+        self.pruned = bool(self.prune and self.trial.should_prune())
+        is_better = self.ctx.task.is_better
+        worse = bool(self.best is not None and is_better(self.best, record.val))
+        if self.best is None or is_better(record.val, self.best):
+            self.best = record.val
+        return self.pruned or (self.stop_when_worse and worse)
 
 
 class Strategy(ABC):
-    """A way to choose the learning rate (and schedule) under a budget. Options are keywords."""
+    """A way to choose the learning rate (and schedule) under a budget.
+
+    Its options are keywords, declared once as the frozen dataclass `Options` (see
+    `lrbench.strategies.options`): defaults, types, checks and unknown names come from there.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
-    option_defaults: ClassVar[dict[str, Any]] = {}
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(self.option_defaults)
-        if unknown:
-            raise ConfigError(
-                f"strategy {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(self.option_defaults) or 'none'}"
-            )
-        self.options: dict[str, Any] = {**self.option_defaults, **options}
+        self.opts = parse_options(f"strategy {self.name!r}", self.Options, options)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options with defaults filled in, as a plain dict."""
+        return self.opts.as_dict()
 
     def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
         """The sampler the run's study is created with (fixed-rate strategies need none)."""

@@ -3,14 +3,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.base import RunContext, register
+from lrbench.strategies.options import StrategyOptions, option
 from lrbench.strategies.scheduled import ScheduledStrategy
+
+
+@dataclass(frozen=True)
+class GivenRateOptions(StrategyOptions):
+    lr: float | None = option(None, positive=True)
+
+
+@dataclass(frozen=True)
+class StepOptions(GivenRateOptions):
+    gamma: float = option(0.1, positive=True)
+    step_size: int | None = option(None, minimum=1)
+
+
+@dataclass(frozen=True)
+class ExpOptions(GivenRateOptions):
+    gamma: float = option(0.9, positive=True)
 
 
 class _GivenRate(ScheduledStrategy):
     def rate(self, ctx: RunContext) -> float:
-        lr = self.options["lr"]
+        lr = self.opts.lr
         return float(lr) if lr is not None else ctx.task.default_lr
 
 
@@ -18,7 +37,7 @@ class _GivenRate(ScheduledStrategy):
 class FixedStrategy(_GivenRate):
     name = "fixed"
     description = "one given rate for the whole trial (default: the task's)"
-    option_defaults = {"lr": None}
+    Options = GivenRateOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         return self.rate(ctx), ScheduleSpec("constant")
@@ -28,20 +47,18 @@ class FixedStrategy(_GivenRate):
 class StepStrategy(_GivenRate):
     name = "step"
     description = "StepLR: x gamma every step_size epochs from a given rate"
-    option_defaults = {"lr": None, "gamma": 0.1, "step_size": None}
+    Options = StepOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        step = self.options["step_size"] or max(1, ctx.epochs_per_trial // 3)
-        return self.rate(ctx), ScheduleSpec(
-            "step", {"gamma": self.options["gamma"], "step_size": step}
-        )
+        step = self.opts.step_size or max(1, ctx.epochs_per_trial // 3)
+        return self.rate(ctx), ScheduleSpec("step", {"gamma": self.opts.gamma, "step_size": step})
 
 
 @register
 class ExpStrategy(_GivenRate):
     name = "exp"
     description = "ExponentialLR: x gamma every epoch from a given rate"
-    option_defaults = {"lr": None, "gamma": 0.9}
+    Options = ExpOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        return self.rate(ctx), ScheduleSpec("exponential", {"gamma": self.options["gamma"]})
+        return self.rate(ctx), ScheduleSpec("exponential", {"gamma": self.opts.gamma})

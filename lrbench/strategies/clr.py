@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
-from lrbench.errors import ConfigError
+from dataclasses import dataclass
+
 from lrbench.range_test import clr_bounds
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.scheduled import ScheduledStrategy, with_range_test_options
+from lrbench.strategies.options import option
+from lrbench.strategies.scheduled import RangeTestOptions, ScheduledStrategy
 
 BOUND_RULES = ("smith", "max/3", "max/4")
+MODES = ("triangular", "triangular2", "exp_range")
+
+
+@dataclass(frozen=True)
+class CLROptions(RangeTestOptions):
+    bounds: str = option("smith", choices=BOUND_RULES)
+    mode: str = option("triangular", choices=MODES)
+    # Smith: a step size of 2-10 epochs' iterations; exp_range's gamma is per iteration.
+    step_size_epochs: float = option(2, positive=True)
+    gamma: float = option(0.9995, positive=True)
 
 
 @register
 class CLRStrategy(ScheduledStrategy):
     name = "clr"
     description = "range test -> base_lr, max_lr -> CyclicLR (triangular, triangular2, exp_range)"
-    # Smith: a step size of 2-10 epochs' iterations; exp_range's gamma is per iteration.
-    option_defaults = with_range_test_options(
-        {"bounds": "smith", "mode": "triangular", "step_size_epochs": 2, "gamma": 0.9995}
-    )
+    Options = CLROptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        if self.options["bounds"] not in BOUND_RULES:
-            raise ConfigError(
-                f"strategy clr: unknown bounds rule {self.options['bounds']!r}; "
-                f"choose one of {', '.join(BOUND_RULES)}"
-            )
+        o = self.opts
         # 3 significant digits, as the grid's rates: the stored schedule reads as written.
-        base_lr, max_lr = (
-            float(f"{v:.3g}") for v in clr_bounds(self.range_test(ctx), self.options["bounds"])
-        )
+        base_lr, max_lr = (float(f"{v:.3g}") for v in clr_bounds(self.range_test(ctx), o.bounds))
         opts = {
-            "mode": self.options["mode"],
+            "mode": o.mode,
             "base_lr": base_lr,
             "max_lr": max_lr,
-            "step_size_epochs": self.options["step_size_epochs"],
+            "step_size_epochs": o.step_size_epochs,
         }
-        if self.options["mode"] == "exp_range":
-            opts["gamma"] = self.options["gamma"]
+        if o.mode == "exp_range":
+            opts["gamma"] = o.gamma
         return max_lr, ScheduleSpec("cyclic", opts)

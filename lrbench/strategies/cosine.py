@@ -3,20 +3,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.scheduled import ScheduledStrategy, with_range_test_options
+from lrbench.strategies.options import option
+from lrbench.strategies.scheduled import SUGGESTION_RULES, RangeTestOptions, ScheduledStrategy
+
+
+@dataclass(frozen=True)
+class CosineOptions(RangeTestOptions):
+    lr: float | None = option(None, positive=True)
+    rule: str = option("valley", choices=SUGGESTION_RULES)
+    eta_min: float = option(0.0, minimum=0.0)
+
+
+@dataclass(frozen=True)
+class SGDROptions(CosineOptions):
+    t0_epochs: float = option(1, positive=True)
+    T_mult: int = option(2, minimum=1)
 
 
 @register
 class CosineStrategy(ScheduledStrategy):
     name = "cosine"
     description = "CosineAnnealingLR over the trial; peak from a range test (rule) or given (lr)"
-    option_defaults = with_range_test_options({"lr": None, "rule": "valley", "eta_min": 0.0})
+    Options = CosineOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        return self.peak(ctx, self.options["rule"]), ScheduleSpec(
-            "cosine", {"eta_min": self.options["eta_min"]}
+        return self.peak(ctx, self.opts.rule), ScheduleSpec(
+            "cosine", {"eta_min": self.opts.eta_min}
         )
 
 
@@ -26,12 +42,11 @@ class SGDRStrategy(ScheduledStrategy):
     description = (
         "CosineAnnealingWarmRestarts (T_0 epochs, x T_mult); peak from a range test or given"
     )
-    option_defaults = with_range_test_options(
-        {"lr": None, "rule": "valley", "t0_epochs": 1, "T_mult": 2, "eta_min": 0.0}
-    )
+    Options = SGDROptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        return self.peak(ctx, self.options["rule"]), ScheduleSpec(
+        o = self.opts
+        return self.peak(ctx, o.rule), ScheduleSpec(
             "cosine_warm_restarts",
-            {k: self.options[k] for k in ("t0_epochs", "T_mult", "eta_min")},
+            {"t0_epochs": o.t0_epochs, "T_mult": o.T_mult, "eta_min": o.eta_min},
         )

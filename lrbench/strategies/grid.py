@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from lrbench.records import TrialKeys
 from lrbench.strategies.base import LR, RunContext, register
-from lrbench.strategies.search import SamplerStrategy
+from lrbench.strategies.options import option
+from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+
+
+@dataclass(frozen=True)
+class GridOptions(SamplerOptions):
+    n: int = option(8, minimum=1)
 
 
 @register
 class GridStrategy(SamplerStrategy):
     name = "grid"
     description = "optuna GridSampler over n log-spaced rates in [low, high]"
-    option_defaults = {**SamplerStrategy.option_defaults, "n": 8}
+    Options = GridOptions
 
     def grid(self, ctx: RunContext) -> list[float]:
         # Rounded to 3 significant digits so stored values read as written (no 0.00030000000000000003).
-        return [float(f"{v:.3g}") for v in np.geomspace(ctx.low, ctx.high, int(self.options["n"]))]
+        return [float(f"{v:.3g}") for v in np.geomspace(ctx.low, ctx.high, self.opts.n)]
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         # One seed per run, not per trial: GridSampler shuffles its grid with its seed, and the
@@ -41,17 +50,22 @@ class GridStrategy(SamplerStrategy):
         return set(self.grid(ctx)) <= self.done_rates(ctx)
 
     def run(self, ctx: RunContext) -> None:
-        # GridSampler counts a failed (interrupted) trial's point as visited; put it back in the
-        # queue, as optuna's RetryFailedTrialCallback does, so a resumed grid covers every rate.
+        self.requeue_failed_rates(ctx)
+        super().run(ctx)
+
+    def requeue_failed_rates(self, ctx: RunContext) -> None:
+        """Put a failed (interrupted) trial's rate back in the queue, as optuna's
+        RetryFailedTrialCallback does: GridSampler counts its point as visited, so without
+        this a resumed grid would skip it. A waiting trial's rate is read from the user attr
+        it was enqueued with, so a rate is queued once."""
         study = ctx.study
         queued = {
-            t.params.get(LR, t.system_attrs.get("fixed_params", {}).get(LR))
+            t.user_attrs.get(TrialKeys.ENQUEUED_LR)
             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         }
         done = self.done_rates(ctx)
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             lr = t.params.get(LR)
             if lr is not None and lr not in done and lr not in queued:
-                study.enqueue_trial({LR: lr})
+                study.enqueue_trial({LR: lr}, user_attrs={TrialKeys.ENQUEUED_LR: lr})
                 queued.add(lr)
-        super().run(ctx)

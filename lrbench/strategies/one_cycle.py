@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.scheduled import ScheduledStrategy, with_range_test_options
+from lrbench.strategies.options import option
+from lrbench.strategies.scheduled import SUGGESTION_RULES, RangeTestOptions, ScheduledStrategy
+
+
+@dataclass(frozen=True)
+class OneCycleOptions(RangeTestOptions):
+    lr: float | None = option(None, positive=True)
+    rule: str = option("max_lr", choices=SUGGESTION_RULES)
+    pct_start: float = option(0.3, positive=True)
 
 
 @register
 class OneCycleStrategy(ScheduledStrategy):
     name = "one_cycle"
     description = "range test -> max_lr -> OneCycleLR over the trial"
-    option_defaults = with_range_test_options({"lr": None, "rule": "max_lr", "pct_start": 0.3})
+    Options = OneCycleOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        max_lr = self.peak(ctx, self.options["rule"])
-        return max_lr, ScheduleSpec("one_cycle", {"pct_start": self.options["pct_start"]})
+        max_lr = self.peak(ctx, self.opts.rule)
+        return max_lr, ScheduleSpec("one_cycle", {"pct_start": self.opts.pct_start})

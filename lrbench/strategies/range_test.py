@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.scheduled import ScheduledStrategy, with_range_test_options
+from lrbench.strategies.options import option
+from lrbench.strategies.scheduled import SUGGESTION_RULES, RangeTestOptions, ScheduledStrategy
+
+
+@dataclass(frozen=True)
+class RangeTestStrategyOptions(RangeTestOptions):
+    rule: str = option("valley", choices=SUGGESTION_RULES)
 
 
 @register
@@ -13,7 +21,7 @@ class RangeTestStrategy(ScheduledStrategy):
     description = (
         "LR range test -> one suggestion rule (valley by default) -> training at that fixed rate"
     )
-    option_defaults = with_range_test_options({"rule": "valley"})
+    Options = RangeTestStrategyOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        return self.suggested(ctx, self.options["rule"]), ScheduleSpec("constant")
+        return self.suggested(ctx, self.opts.rule), ScheduleSpec("constant")

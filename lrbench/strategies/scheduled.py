@@ -10,64 +10,57 @@ chooses it.
 
 from __future__ import annotations
 
-from typing import Any
+from abc import abstractmethod
+from dataclasses import dataclass
 
-import optuna
+from optuna.trial import TrialState
 
-from lrbench.errors import ConfigError
-from lrbench.range_test import RangeTestResult
+from lrbench.range_test import SUGGESTION_KEYS, RangeTestResult
 from lrbench.schedules import ScheduleSpec
-from lrbench.strategies.base import LR, RunContext, Strategy
+from lrbench.strategies.base import RunContext, Strategy
+from lrbench.strategies.options import StrategyOptions, option
 
-RANGE_TEST_OPTIONS = {"start_lr": 1e-6, "end_lr": 10.0, "num_iter": 100}
-SUGGESTION_RULES = ("steepest", "minimum/10", "valley", "base_lr", "max_lr")
+SUGGESTION_RULES = SUGGESTION_KEYS
+
+
+@dataclass(frozen=True)
+class RangeTestOptions(StrategyOptions):
+    """The options of a strategy that runs an LR range test."""
+
+    start_lr: float = option(1e-6, positive=True)
+    end_lr: float = option(10.0, positive=True)
+    num_iter: int = option(100, minimum=2)
+
+    def range_test_kwargs(self) -> dict[str, float | int]:
+        return {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter}
 
 
 class ScheduledStrategy(Strategy):
-    """Subclasses implement `configure(ctx) -> (lr, ScheduleSpec)`."""
+    """Trains one configuration: subclasses say which in `configure`."""
 
-    option_defaults: dict[str, Any] = {}
-
+    @abstractmethod
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
-        raise NotImplementedError
+        """The rate and schedule to train (may run the run's range test)."""
 
     def range_test(self, ctx: RunContext) -> RangeTestResult:
-        opts = {k: self.options.get(k, v) for k, v in RANGE_TEST_OPTIONS.items()}
-        return ctx.range_test(**opts)
+        assert isinstance(self.opts, RangeTestOptions), f"{self.name} runs no range test"
+        return ctx.range_test(**self.opts.range_test_kwargs())
 
     def suggested(self, ctx: RunContext, rule: str) -> float:
-        if rule not in SUGGESTION_RULES:
-            raise ConfigError(
-                f"strategy {self.name!r}: unknown range-test rule {rule!r}; "
-                f"choose one of {', '.join(SUGGESTION_RULES)}"
-            )
         return self.range_test(ctx).suggestions[rule]
 
     def peak(self, ctx: RunContext, rule: str) -> float:
         """The given `lr` option, or the range test's suggestion by `rule`."""
-        lr = self.options.get("lr")
+        lr = getattr(self.opts, "lr", None)
         return float(lr) if lr is not None else self.suggested(ctx, rule)
 
     def run(self, ctx: RunContext) -> None:
-        finished = [
-            t
-            for t in ctx.study.get_trials(deepcopy=False)
-            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        ]
+        finished = ctx.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
         if finished or ctx.remaining_steps() <= 0:
             return  # resumed after completion: nothing left to do
         lr, schedule = self.configure(ctx)
         if ctx.remaining_steps() <= 0:
             return  # the range test spent the whole budget
-        lr = float(f"{lr:.6g}")
-        trial = ctx.study.ask({LR: optuna.distributions.FloatDistribution(lr, lr, log=True)})
-        try:
-            result = ctx.train_trial(trial, lr, schedule=schedule, phase="train")
-        except BaseException:
-            ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        ctx.study.tell(trial, ctx.objective_value(result))
-
-
-def with_range_test_options(defaults: dict[str, Any]) -> dict[str, Any]:
-    return {**RANGE_TEST_OPTIONS, **defaults}
+        ctx.run_fixed_trial(float(f"{lr:.6g}"), schedule=schedule, phase="train")

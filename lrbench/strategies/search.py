@@ -13,31 +13,30 @@ get there; a trial failed by an interruption leaves no trace in the sequence.
 
 from __future__ import annotations
 
-from typing import Any
+from abc import abstractmethod
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
-from lrbench.errors import ConfigError
+from lrbench.records import TrialKeys
 from lrbench.strategies.base import LR, RunContext, Strategy
+from lrbench.strategies.options import StrategyOptions, option
 
 PRUNERS = ("none", "median", "hyperband")
 
 
+@dataclass(frozen=True)
+class SamplerOptions(StrategyOptions):
+    pruner: str = option("none", choices=PRUNERS)
+
+
 class SamplerStrategy(Strategy):
-    option_defaults: dict[str, Any] = {"pruner": "none"}
+    Options = SamplerOptions
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        if self.options["pruner"] not in PRUNERS:
-            raise ConfigError(
-                f"strategy {self.name!r}: unknown pruner {self.options['pruner']!r}; "
-                f"choose one of {', '.join(PRUNERS)}"
-            )
-
+    @abstractmethod
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         """The sampler for the next trial, seeded from the run's seed and `n_finished`."""
-        raise NotImplementedError
 
     def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
         finished = ctx.study.get_trials(
@@ -46,7 +45,7 @@ class SamplerStrategy(Strategy):
         return self.sampler_for(ctx, len(finished))
 
     def make_pruner(self, ctx: RunContext) -> optuna.pruners.BasePruner:
-        pruner = self.options["pruner"]
+        pruner = self.opts.pruner
         if pruner == "median":
             return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
         if pruner == "hyperband":
@@ -65,12 +64,12 @@ class SamplerStrategy(Strategy):
     def run(self, ctx: RunContext) -> None:
         study = ctx.study
         study.pruner = self.make_pruner(ctx)
-        prune = self.options["pruner"] != "none"
+        prune = self.opts.pruner != "none"
 
         def objective(trial: optuna.Trial) -> float:
             lr = self.suggest_lr(ctx, trial)
             result = ctx.train_trial(trial, lr, prune=prune)
-            if trial.user_attrs.get("pruned"):
+            if trial.user_attrs.get(TrialKeys.PRUNED):
                 raise optuna.TrialPruned()
             return ctx.objective_value(result)
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import optuna
 
 from lrbench.strategies.base import RunContext, register, register_variant
-from lrbench.strategies.search import SamplerStrategy
+from lrbench.strategies.options import option
+from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+
+
+@dataclass(frozen=True)
+class TPEOptions(SamplerOptions):
+    n_startup_trials: int = option(5, minimum=0)
 
 
 @register
 class TPEStrategy(SamplerStrategy):
     name = "tpe"
     description = "optuna TPESampler (Bayesian), log scale"
-    option_defaults = {**SamplerStrategy.option_defaults, "n_startup_trials": 5}
+    Options = TPEOptions
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(
-            n_startup_trials=int(self.options["n_startup_trials"]),
+            n_startup_trials=self.opts.n_startup_trials,
             seed=self.trial_seed(ctx, n_finished),
         )
 

@@ -129,9 +129,14 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         """The task's metric on a whole split, as a 0-d tensor on the device (read back by the caller)."""
 
+    def extra_metrics(self, model: nn.Module, split: TensorSplit) -> dict[str, torch.Tensor]:
+        """Extra metrics on a split, recorded beside the task's metric every epoch (0-d tensors
+        on the device, by name); none by default. Called in evaluation mode, without gradients."""
+        return {}
+
     def final_metrics(self, model: nn.Module, split: TensorSplit) -> dict[str, torch.Tensor]:
-        """Extra metrics of a trial's best state on the test split (e.g. a costlier bound); none
-        by default. Computed once per trial, so they may cost more than a per-epoch metric."""
+        """Extra metrics of a chosen configuration's best state on the test split (e.g. a costlier
+        bound); none by default. Computed once, so they may cost more than a per-epoch metric."""
         return {}
 
     def is_better(self, a: float, b: float) -> bool:

@@ -1,0 +1,148 @@
+"""Typed strategy options: each strategy declares its options once, as a frozen dataclass.
+
+Defaults, type coercion, checks and the unknown-option error all come from `parse_options`, so
+a suite's `n = "six"` or `k = 0` fails when the suite is read, naming the strategy, the option
+and the value, never halfway through a run.
+
+    @dataclass(frozen=True)
+    class GridOptions(SamplerOptions):
+        n: int = option(8, minimum=1)
+
+Types understood: `int`, `float`, `str`, `bool`, each optionally `| None`. A `float` option
+keeps an integer as given (so a stored schedule reads `step_size_epochs=2`, as written);
+strings from a command line are parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from lrbench.errors import ConfigError
+
+OptionsT = TypeVar("OptionsT", bound="StrategyOptions")
+
+
+def option(
+    default: Any,
+    *,
+    choices: Sequence[str] | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> Any:
+    """A dataclass field with its checks: allowed `choices`, a `minimum`, or `positive` (> 0)."""
+    return dataclasses.field(
+        default=default,
+        metadata={"choices": choices, "minimum": minimum, "positive": positive},
+    )
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    """A strategy without options."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def option_names(cls: type[StrategyOptions]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def parse_options(owner: str, cls: type[OptionsT], given: Mapping[str, Any]) -> OptionsT:
+    """`cls` built from `given`: unknown keys, wrong types and failed checks are ConfigErrors
+    naming `owner` (e.g. "strategy 'grid'"), the option and the value."""
+    known = option_names(cls)
+    unknown = set(given) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"{owner}: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(known) or 'none'}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in given:
+            values[f.name] = _check(owner, f, hints[f.name], given[f.name])
+    return cls(**values)
+
+
+def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{owner}: option {f.name} needs a value, got none")
+    value = _coerce(owner, f.name, base, value)
+    meta = f.metadata
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(
+            f"{owner}: unknown {f.name} {value!r}; choose one of {', '.join(meta['choices'])}"
+        )
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ConfigError(
+            f"{owner}: option {f.name}={value!r} must be at least {meta['minimum']:g}"
+        )
+    if meta.get("positive") and not value > 0:
+        raise ConfigError(f"{owner}: option {f.name}={value!r} must be positive")
+    return value
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _coerce(owner: str, name: str, base: type, value: Any) -> Any:
+    try:
+        out = _COERCE[base](value)
+    except (TypeError, ValueError):
+        out = None
+    if out is None:
+        raise ConfigError(
+            f"{owner}: option {name}={value!r} is not {_TYPE_WORDS.get(base, base.__name__)}"
+        )
+    return out
+
+
+def _to_int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else None
+    if isinstance(v, str):
+        return int(v.strip())
+    return None
+
+
+def _to_float(v: Any) -> float | int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        out = v
+    elif isinstance(v, str):
+        out = float(v.strip())
+    else:
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _to_bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    return None
+
+
+def _to_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+_COERCE = {int: _to_int, float: _to_float, bool: _to_bool, str: _to_str}
