@@ -1,14 +1,15 @@
 """Significant-digit learning-rate search as an Optuna sampler.
 
-See :class:`SignificantDigitSampler` for the algorithm and the multi-worker protocol.
+See :class:`SignificantDigitSampler` for the algorithm, what extra trials get and the
+multi-worker protocol.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ __all__ = ["SigDigitConfigError", "SigDigitRound", "SignificantDigitSampler"]
 
 _LR_NAMES = ("lr", "learning_rate")
 _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
+_logger = logging.getLogger(__name__)
 
 
 class SigDigitConfigError(ConfigError, ValueError):
@@ -37,25 +39,31 @@ class SigDigitConfigError(ConfigError, ValueError):
 class SigDigitRound:
     """One round of the search, for reports.
 
-    ``number`` is 1-based and equals the number of significant digits of its rates.
-    ``candidates`` are in evaluation order (descending); some may have been evaluated by
-    an earlier round or an enqueued trial. ``kept`` is the top-k, best first, once
-    ``finished``; empty before.
+    ``number`` is 1-based: round ``d`` refines the ``d``-th decimal place counted from the
+    first round's decade. ``lists`` holds, for round 1, the decade's leading digits and,
+    for later rounds, one list per kept rate of the round before (best first), each
+    descending, as generated (rates of earlier rounds dropped, the kept rate itself
+    included). ``candidates`` is the lists concatenated without repeats: the round's
+    rates in evaluation order (the kept rates and rates an enqueued trial evaluated are
+    not evaluated again; their stored scores count). ``kept`` is the top k, best first,
+    once ``finished``; empty before.
     """
 
     number: int
     candidates: tuple[float, ...]
     finished: bool
     kept: tuple[float, ...] = ()
+    lists: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
 class _Analysis:
     rounds: list[SigDigitRound]
     exhausted: bool
-    unclaimed: list[float]
-    waiting_for: list[FrozenTrial]  # unfinished trials holding the open round's pending rates
+    unclaimed: list[float]  # the open round's candidates no trial holds, in order
+    running: list[FrozenTrial]  # unfinished trials holding the open round's other candidates
     best: float | None
+    holders: dict[float, list[FrozenTrial]]
     finished_at: datetime | None = None  # when the search's last candidate finished
 
 
@@ -64,14 +72,22 @@ def _rate_of(trial: FrozenTrial, name: str) -> float | None:
     if name in trial.params:
         return float(trial.params[name])
     if trial.state in _UNFINISHED:
+        # An enqueued trial's rate is only in its system attrs until it runs; GridSampler
+        # reads it the same way. Without it, a worker could pick a rate that a queued
+        # trial is about to evaluate. (The sampler's one use of a non-public detail.)
         fixed = trial.system_attrs.get("fixed_params") or {}
         if name in fixed and fixed[name] is not None:
             return float(fixed[name])
     return None
 
 
+def _is_searchable(dist: BaseDistribution) -> bool:
+    """A continuous float range the search can own (not a grid, not a single value)."""
+    return isinstance(dist, FloatDistribution) and dist.step is None and not dist.single()
+
+
 def _is_lr_like(name: str, dist: BaseDistribution) -> bool:
-    return isinstance(dist, FloatDistribution) and (dist.log or name in _LR_NAMES)
+    return _is_searchable(dist) and (dist.log or name in _LR_NAMES)  # type: ignore[union-attr]
 
 
 def _to_float(d: Decimal) -> float:
@@ -79,78 +95,77 @@ def _to_float(d: Decimal) -> float:
     return float(str(d))
 
 
-class SignificantDigitSampler(BaseSampler):
-    """Coarse-to-fine search over one float learning-rate parameter, one digit per round.
+def _in_range(value: float, dist: FloatDistribution) -> bool:
+    return dist.low <= value <= dist.high
 
-    **Algorithm.** Round 1 tries every leading digit of one decade, descending:
-    ``9e, 8e, ..., 1e`` with ``e = 10**E``. ``E`` comes from ``decade`` (``decade=1e-3``
-    gives 0.009 ... 0.001); by default it is the highest decade with at least two of
-    its values ``<= high`` (``2*10**E <= high``), so ``high=1e-2`` (and ``high=0.015``)
-    gives 0.009 ... 0.001 and ``high=0.05`` gives 0.05 ... 0.01. Values outside the
-    distribution are dropped. After round ``j`` (rates with ``j`` significant digits)
-    the best ``k`` rates of *that round's* candidates are kept; for each kept rate ``r``
-    with unit ``u`` of its ``j``-th significant digit, round ``j+1`` tries
-    ``r + n*u/10`` for ``n = 4, 3, ..., -10`` (from 0.003: 0.0034 ... 0.0020), built with
-    :class:`decimal.Decimal` and rounded to ``j+1`` significant digits, so stored values
-    carry no float noise (``repr`` is ``'0.00041'``). Non-positive and out-of-range
-    values are dropped. The candidates of both kept rates are merged, de-duplicated and
-    tried in **descending** order: the order then depends only on the set, not on which
-    kept rate ranked first, and it matches round 1. A candidate already evaluated (an
-    earlier round, or an enqueued trial) is not evaluated again; its stored result is
-    reused for ranking. The search ends after ``digits`` rounds: at most
-    ``9 + 2*14*(digits-1)`` evaluations (each kept rate was evaluated already), 53 for
-    an optimum of 0.00041 with ``decade=1e-4`` and the default ``k=2, digits=3``.
+
+class SignificantDigitSampler(BaseSampler):
+    """Coarse-to-fine search over one float learning-rate parameter, one decimal per round.
+
+    **Algorithm** (as the original program runs it). Round 1 tries every leading digit
+    of one decade, descending: ``9e, 8e, ..., 1e`` with ``e = 10**E``. The decade comes
+    from ``decade`` (``decade=1e-3`` gives 0.009 ... 0.001); by default it is the highest
+    one with at least two of its values ``<= high``, i.e. the largest ``E`` with
+    ``2*10**E <= high``: ``suggest_float("lr", 1e-4, 1e-2, log=True)`` gives
+    0.009 ... 0.001, ``1e-5 ... 1e-3`` gives 0.0009 ... 0.0001, ``high=0.05`` gives
+    0.05 ... 0.01. The best ``k`` rates of a round are kept. Round ``d`` (``d >= 2``)
+    refines the ``d``-th decimal place counted from that first decade, whatever the kept
+    rate's own leading digit: with step ``s = 10**E / 10**(d-1)``, it tries for each kept
+    rate ``r`` (best first) ``r + n*s`` for ``n = 4, 3, ..., -10`` (15 values, descending),
+    built with :class:`decimal.Decimal` at that decimal place (stored values carry no
+    float noise: ``repr`` is ``'0.00041'``). Dropped: non-positive values, values outside
+    ``[low, high]``, and rates that an earlier round already tried, except the kept rates
+    themselves. From 0.002 and 0.001 (decade 1e-3), round 2 tries 0.0024 ... 0.0010, then
+    0.0014 ... 0.0001; from 0.0007 and 0.0004, round 3 tries 0.00074 ... 0.00061, then
+    0.00044 ... 0.00031. A rate is evaluated once: one in several lists, a kept rate, or
+    one an enqueued trial evaluated is not evaluated again, its stored score counts. The
+    round's top ``k`` are ranked over its lists. The search ends after ``digits`` rounds:
+    at most ``9 + 2*14*(digits-1)`` evaluations (53 for ``k=2, digits=3``).
 
     **Score.** ``trial.value`` for COMPLETE trials; for PRUNED ones the best
     intermediate value (per ``study.direction``), if any. FAIL trials and trials without
     a value rank last and are never kept. Several trials of one rate: the best counts.
-    Ties go to the **larger** rate (the one the round evaluates first), so the result
-    does not depend on the trial order.
+    Ties go to the **larger** rate, so the result does not depend on the trial order.
 
-    **State.** Everything is derived from the storage's trials on each call (the
-    parameter value identifies the candidate; nothing extra is stored), so a fresh
-    instance, a restarted process or another worker on the same storage continues the
-    same search. Enqueued trials (``study.enqueue_trial``) claim their fixed rate.
+    **State.** Everything is derived from the study's trials on each call (the parameter
+    value identifies the candidate; nothing extra is stored), so a fresh instance, a
+    restarted process or another worker on the same storage continues the same search.
+    Enqueued trials (``study.enqueue_trial``) claim their fixed rate, also while queued.
 
-    **Multi-worker protocol** (no rate is evaluated twice), when trial ``m`` needs the
-    rate:
-
-    a. wait until every RUNNING trial numbered below ``m`` has its rate set (param or
-       enqueued fixed param): choices are serialised in trial-number order, and a later
-       trial cannot choose before an earlier one has stored its choice;
-    b. read all trials, rebuild the rounds deterministically and take the first
-       candidate of the open round that no trial (any state, including WAITING
-       enqueued ones) holds;
-    c. if every candidate is held but some are still running, the next round cannot be
-       computed yet: wait for them, then go to (b).
-
-    Trials asked by the calling thread itself are not waited for (they cannot be
-    choosing concurrently), so ask-and-tell may ask several trials and suggest in any
-    order. Waiting polls every ``poll_interval`` s, calling
-    :func:`optuna.storages.fail_stale_trials` (heartbeat storages). After
-    ``wait_timeout`` s, or at once when waiting cannot help (in (c) the trials waited
-    for are WAITING in the queue or were asked by this thread), the trial gets its
-    value from the independent sampler with a warning; after a timeout this instance
-    no longer waits for those trials nor counts their claims while they run.
+    **Several trials at once** (ask-and-tell batches, ``n_jobs``, several processes):
+    nothing waits by default. Trials that will take a rate and have not yet (RUNNING or
+    WAITING, no rate yet) reserve the open round's free candidates in trial-number order:
+    trial ``m`` takes the free candidate after the ones reserved for the lower-numbered
+    such trials, so two trials never take the same rate, whatever order they suggest in.
+    When the open round has no free candidate left (all are running, reserved or done
+    but the round's ranking needs a result still running), the trial is a **surplus
+    trial**: its learning rate comes from ``independent_sampler`` within the
+    distribution (logged at INFO), it is never a candidate of the search and its result
+    does not rank the rounds. :meth:`surplus_trials` lists them. With
+    ``wait_timeout > 0`` a would-be surplus trial first waits up to that many seconds
+    (polling every ``poll_interval`` s) while trials of *other* threads or processes
+    hold or reserve the open round's candidates, which suits a pool of workers that would
+    rather idle than train at a random rate; it never waits for trials of its own
+    thread, or for queued ones. A RUNNING trial that never finishes (a killed worker) holds or
+    reserves its rate until it is failed: use a heartbeat storage, or mark it FAIL.
 
     **End.** In ``after_trial`` the sampler calls ``study.stop()`` once the search is
     finished, like :class:`~optuna.samplers.GridSampler` (ignored outside
     ``study.optimize``). A trial asked after that gets the best rate found so far (and
-    stops the study again). A trial that started before the search finished and finds
-    it finished when it samples (it waited in (a)/(c), its start time is not after the
-    last candidate's finish, or this instance's previous ``after_trial`` still saw the
-    search open, i.e. it raced another worker's last trial) raises
-    :class:`optuna.TrialPruned`: there is nothing left to evaluate, and re-evaluating
-    would duplicate a rate.
-
-    Rare race left open: a WAITING enqueued trial that does *not* fix the rate and is
-    popped while a higher-numbered trial is choosing may pick the same candidate.
+    stops the study again): a deliberate repeat, listed by :meth:`surplus_trials`. A
+    trial that started before the search finished and finds it finished when it samples
+    (it waited, its start time is not after the last candidate's finish, or this
+    instance's previous ``after_trial`` still saw the search open, i.e. it raced another
+    worker's last trial) raises :class:`optuna.TrialPruned`: there is nothing left to
+    evaluate, and re-evaluating would duplicate a rate.
 
     **Parameters.** The sampler owns one float parameter: ``param_name``, or else the
     float parameter named ``lr``/``learning_rate``, or else the first ``log=True``
-    float parameter asked for (ambiguities raise, asking for ``param_name``). All other
-    parameters go to ``independent_sampler`` (default ``RandomSampler(seed=seed)``).
-    A COMPLETE trial without the owned parameter raises :class:`ValueError`.
+    float parameter asked for (ambiguities raise, asking for ``param_name``); stepped
+    and single-value floats are never owned. All other parameters, and every parameter
+    of a study that has no such float, go to ``independent_sampler`` (default
+    ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by
+    the search. Multi-objective studies raise :class:`ValueError`.
     """
 
     def __init__(
@@ -162,7 +177,7 @@ class SignificantDigitSampler(BaseSampler):
         decade: float | None = None,
         independent_sampler: BaseSampler | None = None,
         seed: int | None = None,
-        wait_timeout: float = 600.0,
+        wait_timeout: float = 0.0,
         poll_interval: float = 0.05,
     ) -> None:
         if not isinstance(k, int) or k < 1:
@@ -191,8 +206,7 @@ class SignificantDigitSampler(BaseSampler):
         self._poll_interval = float(poll_interval)
         self._lock = threading.Lock()
         self._resolved: str | None = None  # auto-detected parameter name
-        self._asked_by: dict[int, int] = {}  # trial id -> thread that asked it (here)
-        self._abandoned: set[int] = set()  # trial ids no longer waited for
+        self._asked_by: dict[int, int] = {}  # trial number -> thread that asked it (here)
         # Whether this instance's latest after_trial saw the search still open: a trial it
         # then asks that finds the search finished only raced another worker's last trial.
         self._saw_open = False
@@ -204,17 +218,19 @@ class SignificantDigitSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         with self._lock:
-            self._asked_by[trial._trial_id] = threading.get_ident()
+            self._asked_by[trial.number] = threading.get_ident()
         self._independent_sampler.before_trial(study, trial)
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        self._check_single_objective(study)
         return {}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        self._check_single_objective(study)
         return {}
 
     def sample_independent(
@@ -224,7 +240,7 @@ class SignificantDigitSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        self._raise_error_if_multi_objective(study)
+        self._check_single_objective(study)
         if not self._owns(study, param_name, param_distribution):
             return self._independent_sampler.sample_independent(
                 study, trial, param_name, param_distribution
@@ -245,24 +261,15 @@ class SignificantDigitSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         with self._lock:
-            self._asked_by.pop(trial._trial_id, None)
+            self._asked_by.pop(trial.number, None)
         self._independent_sampler.after_trial(study, trial, state, values)
-        self._raise_error_if_multi_objective(study)
+        self._check_single_objective(study)
         trials = self._all_trials(study)
         name = self._name(trials)
-        if state == TrialState.COMPLETE and (name is None or name not in trial.params):
-            raise SigDigitConfigError(
-                f"SignificantDigitSampler: trial {trial.number} completed without a float "
-                "learning-rate parameter "
-                + (f"{name!r}" if name else "")
-                + f" (its parameters: {sorted(trial.params) or 'none'}). Suggest one with "
-                "trial.suggest_float('lr', low, high, log=True), or pass param_name= "
-                "naming your float learning-rate parameter."
-            )
         if name is None:
             return
-        dist = trial.distributions.get(name) or self._latest_distribution(trials, name)
-        if not isinstance(dist, FloatDistribution):
+        dist = self._latest_distribution(trials, name)
+        if not isinstance(dist, FloatDistribution) or not self._first_round(dist):
             return
         analysis = self._analyse(
             trials, name, dist, study.direction, override={trial.number: (state, values)}
@@ -298,12 +305,49 @@ class SignificantDigitSampler(BaseSampler):
         analysis = self._analysis_of(study)
         return None if analysis is None else analysis.best
 
+    def surplus_trials(self, study: Study) -> list[int]:
+        """Numbers of the trials with the learning rate that are not the search's own.
+
+        That is, every trial holding the owned parameter except the first holder of each
+        round's candidate: surplus trials (asked while the open round had no free
+        candidate; their rate came from the independent sampler), trials asked after the
+        search ended (the best rate again), and enqueued rates outside every round.
+        """
+        analysis = self._analysis_of(study)
+        if analysis is None:
+            return []
+        own = {
+            analysis.holders[c][0].number
+            for r in analysis.rounds
+            for c in r.candidates
+            if c in analysis.holders
+        }
+        name = self._name(self._all_trials(study))
+        assert name is not None
+        return sorted(
+            t.number
+            for ts in analysis.holders.values()
+            for t in ts
+            if t.number not in own and name in t.params
+        )
+
     # ------------------------------------------------------------------ internals
 
     @staticmethod
+    def _check_single_objective(study: Study) -> None:
+        if len(study.directions) > 1:
+            raise ValueError(
+                "SignificantDigitSampler searches one objective; this study has "
+                f"{len(study.directions)} (use a multi-objective sampler such as NSGAIISampler)."
+            )
+
+    @staticmethod
     def _all_trials(study: Study) -> list[FrozenTrial]:
-        # Straight from the storage (not a pruner-filtered study), like GridSampler.
-        return study._storage.get_all_trials(study._study_id, deepcopy=False)
+        # Every trial of the study: the base class's get_trials, not an override. Under
+        # HyperbandPruner the sampler is handed a study view whose get_trials keeps only
+        # one bracket's trials (optuna issue 2327); the search must see all of them, or it
+        # would evaluate other brackets' rates again.
+        return Study.get_trials(study, deepcopy=False)
 
     def _analysis_of(self, study: Study) -> _Analysis | None:
         trials = self._all_trials(study)
@@ -311,15 +355,16 @@ class SignificantDigitSampler(BaseSampler):
         if name is None:
             return None
         dist = self._latest_distribution(trials, name)
-        if not isinstance(dist, FloatDistribution):
+        if not isinstance(dist, FloatDistribution) or not self._first_round(dist):
             return None
         return self._analyse(trials, name, dist, study.direction)
 
     @staticmethod
     def _latest_distribution(trials: list[FrozenTrial], name: str) -> BaseDistribution | None:
         for t in reversed(trials):
-            if name in t.distributions:
-                return t.distributions[name]
+            d = t.distributions.get(name)
+            if d is not None and _is_searchable(d):
+                return d
         return None
 
     def _name(self, trials: list[FrozenTrial]) -> str | None:
@@ -352,11 +397,12 @@ class SignificantDigitSampler(BaseSampler):
         if self._param_name is not None:
             if name != self._param_name:
                 return False
-            if not isinstance(dist, FloatDistribution):
+            if not _is_searchable(dist):
                 raise SigDigitConfigError(
                     f"SignificantDigitSampler(param_name={name!r}): {name!r} is a "
-                    f"{type(dist).__name__}, but the sampler searches a float learning rate; "
-                    f"use trial.suggest_float({name!r}, low, high, log=True)."
+                    f"{type(dist).__name__}{' with a step' if getattr(dist, 'step', None) else ''}"
+                    ", but the sampler searches a continuous float learning rate; use "
+                    f"trial.suggest_float({name!r}, low, high, log=True)."
                 )
             return True
         resolved = self._resolved or self._name(self._all_trials(study))
@@ -373,8 +419,8 @@ class SignificantDigitSampler(BaseSampler):
                     f"SignificantDigitSampler: parameter {name!r} was a float learning rate "
                     f"before and is now a {type(dist).__name__}."
                 )
-            return True
-        if name in _LR_NAMES and isinstance(dist, FloatDistribution):
+            return _is_searchable(dist)
+        if name in _LR_NAMES and _is_searchable(dist):
             raise SigDigitConfigError(
                 f"SignificantDigitSampler took {resolved!r} (the first log-scale float "
                 f"parameter asked for) as the learning rate, and now {name!r} is asked for; "
@@ -382,31 +428,39 @@ class SignificantDigitSampler(BaseSampler):
             )
         return False
 
-    def _first_round(self, dist: FloatDistribution) -> list[float]:
+    def _decade_exponent(self, dist: FloatDistribution) -> int:
         if self._decade_exp is not None:
-            exp = self._decade_exp
-        else:
-            exp = (Decimal(repr(float(dist.high))) / 2).adjusted()
-        values = [_to_float(Decimal(d).scaleb(exp)) for d in range(9, 0, -1)]
-        return [v for v in values if dist._contains(v)]
+            return self._decade_exp
+        # The largest E with 2*10**E <= high: at least two leading digits below high.
+        return (Decimal(repr(float(dist.high))) / 2).adjusted()
 
-    def _next_round(
-        self, kept: list[float], done_round: int, dist: FloatDistribution
-    ) -> list[float]:
-        """Candidates after round ``done_round`` (1-based = significant digits of ``kept``)."""
-        out: set[float] = set()
+    def _first_round(self, dist: FloatDistribution) -> list[float]:
+        exp = self._decade_exponent(dist)
+        values = [_to_float(Decimal(d).scaleb(exp)) for d in range(9, 0, -1)]
+        return [v for v in values if _in_range(v, dist)]
+
+    def _next_lists(
+        self, kept: list[float], number: int, dist: FloatDistribution, tried: set[float]
+    ) -> list[tuple[float, ...]]:
+        """Round ``number``'s lists: one per kept rate, at step decade / 10**(number-1).
+
+        Rates of earlier rounds are dropped, except the kept ones (their scores rank this
+        round): from kept 0.002 and 0.001 the first list runs 0.0024 ... 0.0010.
+        """
+        unit = Decimal(1).scaleb(self._decade_exponent(dist) - (number - 1))
+        lists = []
         for rate in kept:
             r = Decimal(repr(rate))
-            step = Decimal(1).scaleb(r.adjusted() - done_round)  # u/10
+            out = []
             for n in range(4, -11, -1):
-                c = r + n * step
+                c = (r + n * unit).quantize(unit)
                 if c <= 0:
                     continue
-                c = c.quantize(Decimal(1).scaleb(c.adjusted() - done_round))  # +1 digit
                 v = _to_float(c)
-                if dist._contains(v):
-                    out.add(v)
-        return sorted(out, reverse=True)
+                if _in_range(v, dist) and (v in kept or v not in tried):
+                    out.append(v)
+            lists.append(tuple(out))
+        return lists
 
     @staticmethod
     def _score(
@@ -439,7 +493,7 @@ class SignificantDigitSampler(BaseSampler):
         first_done: dict[float, datetime] = {}  # earliest finish per rate
         for t in trials:
             rate = _rate_of(t, name)
-            if rate is None or (t.state in _UNFINISHED and t._trial_id in self._abandoned):
+            if rate is None:
                 continue
             state, values = (override or {}).get(t.number, (t.state, t.values))
             holders.setdefault(rate, []).append(t)
@@ -463,100 +517,84 @@ class SignificantDigitSampler(BaseSampler):
             return (True, s if maximize else -s, rate)
 
         best = max(scores, key=key) if scores else None
-        cands = self._first_round(dist)
-        if not cands:
+        first = self._first_round(dist)
+        if not first:
             raise SigDigitConfigError(
                 f"SignificantDigitSampler: no leading-digit value of the decade "
                 f"lies in [{dist.low}, {dist.high}]; set decade= (e.g. decade=1e-3 "
                 "tries 0.009 ... 0.001) to one inside the range."
             )
+        lists: list[tuple[float, ...]] = [tuple(first)]
+        tried: set[float] = set()  # every rate of the rounds so far
         rounds: list[SigDigitRound] = []
         for number in range(1, self._digits + 1):
+            cands = list(dict.fromkeys(c for lst in lists for c in lst))
             unclaimed = [c for c in cands if c not in holders]
             pending = [c for c in cands if c in holders and c not in done]
             if unclaimed or pending:
-                rounds.append(SigDigitRound(number, tuple(cands), False))
-                waiting_for = [t for c in pending for t in holders[c] if t.state in _UNFINISHED]
-                return _Analysis(rounds, False, unclaimed, waiting_for, best)
+                rounds.append(SigDigitRound(number, tuple(cands), False, (), tuple(lists)))
+                running = [t for c in pending for t in holders[c] if t.state in _UNFINISHED]
+                return _Analysis(rounds, False, unclaimed, running, best, holders)
             ranked = sorted(cands, key=key, reverse=True)
             kept = [c for c in ranked if c in scores][: self._k]
-            rounds.append(SigDigitRound(number, tuple(cands), True, tuple(kept)))
+            rounds.append(SigDigitRound(number, tuple(cands), True, tuple(kept), tuple(lists)))
+            tried.update(cands)
             if not kept or number == self._digits:
                 break
-            cands = self._next_round(kept, number, dist)
+            lists = self._next_lists(kept, number + 1, dist, tried)
         stamps = [first_done[c] for r in rounds for c in r.candidates if c in first_done]
-        return _Analysis(rounds, True, [], [], best, max(stamps) if stamps else None)
+        return _Analysis(rounds, True, [], [], best, holders, max(stamps) if stamps else None)
 
     def _choose(
         self, study: Study, trial: FrozenTrial, name: str, dist: FloatDistribution
     ) -> float | None:
-        """Steps (a)-(c) of the protocol; None means: use the independent sampler."""
+        """The trial's candidate; None: a surplus trial (the independent sampler's rate)."""
         deadline = time.monotonic() + self._wait_timeout
         waited = False
         me = threading.get_ident()
         while True:
             trials = self._all_trials(study)
-            blockers = [
+            analysis = self._analyse(trials, name, dist, study.direction)
+            if analysis.exhausted:
+                started, finished = trial.datetime_start, analysis.finished_at
+                late = started is not None and finished is not None and started <= finished
+                if waited or late or self._saw_open:
+                    raise optuna.TrialPruned(
+                        f"SignificantDigitSampler: the search finished while trial "
+                        f"{trial.number} was starting; nothing is left to evaluate."
+                    )
+                if analysis.best is not None:
+                    return analysis.best
+                _logger.warning(
+                    "SignificantDigitSampler: the search is finished and no rate has a "
+                    "score; trial %d gets its learning rate from %s.",
+                    trial.number,
+                    type(self._independent_sampler).__name__,
+                )
+                return None
+            # Lower-numbered trials that have no rate yet reserve the first free candidates.
+            reserving = [
                 t
                 for t in trials
-                if t.number < trial.number
-                and t.state == TrialState.RUNNING
-                and _rate_of(t, name) is None
-                and t._trial_id not in self._abandoned
-                and self._asked_by.get(t._trial_id) != me  # same thread: not concurrent
+                if t.number < trial.number and t.state in _UNFINISHED and _rate_of(t, name) is None
             ]
-            if blockers:
-                waiting_for = blockers
-            else:
-                analysis = self._analyse(trials, name, dist, study.direction)
-                if analysis.exhausted:
-                    started, finished = trial.datetime_start, analysis.finished_at
-                    late = started is not None and finished is not None and started <= finished
-                    if waited or late or self._saw_open:
-                        raise optuna.TrialPruned(
-                            f"SignificantDigitSampler: the search finished while trial "
-                            f"{trial.number} was starting; nothing is left to evaluate."
-                        )
-                    if analysis.best is not None:
-                        return analysis.best
-                    self._warn(trial, "the search is finished and no rate has a score")
-                    return None
-                if analysis.unclaimed:
-                    return analysis.unclaimed[0]
-                waiting_for = analysis.waiting_for
-                if not any(
-                    t.state == TrialState.RUNNING and self._asked_by.get(t._trial_id) != me
-                    for t in waiting_for
-                ):
-                    # Only queued trials or ones this thread asked: waiting cannot help.
-                    numbers = [t.number for t in waiting_for]
-                    self._warn(
-                        trial,
-                        f"the open round waits for trials {numbers}, which "
-                        "cannot finish meanwhile (asked by this thread, or queued)",
-                    )
-                    return None
-            if time.monotonic() >= deadline:
-                numbers = [t.number for t in waiting_for]
-                with self._lock:
-                    self._abandoned.update(t._trial_id for t in waiting_for)
-                self._warn(
-                    trial,
-                    f"waiting for trials {numbers} timed out after "
-                    f"{self._wait_timeout} s (this sampler no longer waits for them)",
+            if len(reserving) < len(analysis.unclaimed):
+                return analysis.unclaimed[len(reserving)]
+            # Waiting can help only for trials that other threads or processes are running.
+            others = [
+                t
+                for t in analysis.running + reserving
+                if t.state == TrialState.RUNNING and self._asked_by.get(t.number) != me
+            ]
+            if not others or time.monotonic() >= deadline:
+                _logger.info(
+                    "SignificantDigitSampler: round %d has no free candidate for trial %d "
+                    "(%d running or reserved); it is a surplus trial with a rate from %s.",
+                    analysis.rounds[-1].number,
+                    trial.number,
+                    len(analysis.rounds[-1].candidates),
+                    type(self._independent_sampler).__name__,
                 )
                 return None
             waited = True
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                # The real study, not HyperbandPruner's bracket view (stale-trial callbacks
-                # may enqueue a retry).
-                optuna.storages.fail_stale_trials(getattr(study, "_study", study))
             time.sleep(self._poll_interval)
-
-    def _warn(self, trial: FrozenTrial, reason: str) -> None:
-        warnings.warn(
-            f"SignificantDigitSampler: trial {trial.number} gets its learning rate from "
-            f"{type(self._independent_sampler).__name__} because {reason}.",
-            stacklevel=4,
-        )

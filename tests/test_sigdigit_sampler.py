@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -90,25 +91,122 @@ def test_first_round_is_top_decade_descending() -> None:
     assert [repr(v) for v in lrs(study)] == [str(x) for x in ROUND1]
 
 
-def test_second_round_rule_and_descending_merged_order() -> None:
+def desc(high: str, low: str, step: str) -> list[float]:
+    """high, high - step, ..., low, exactly (decimal arithmetic)."""
+    out, v = [], Decimal(high)
+    while v >= Decimal(low):
+        out.append(float(str(v)))
+        v -= Decimal(step)
+    return out
+
+
+def evaluation_order(*lists: list[float]) -> list[float]:
+    """The lists concatenated, each rate once (the first time it appears)."""
+    return list(dict.fromkeys(x for lst in lists for x in lst))
+
+
+def rounds_of(sampler: SignificantDigitSampler, study: optuna.Study) -> list[list[list[float]]]:
+    return [[list(lst) for lst in r.lists] for r in sampler.plan(study)]
+
+
+@pytest.mark.parametrize(
+    ("opt", "low", "high", "expected"),
+    [
+        (  # decade 1e-3: 0.00041 is only reachable at the third decimal place after it
+            0.00041,
+            1e-4,
+            1e-2,
+            [
+                [ROUND1],
+                [desc("0.0014", "0.0001", "0.0001"), desc("0.0024", "0.0010", "0.0001")],
+                [desc("0.00044", "0.00031", "0.00001"), desc("0.00054", "0.00040", "0.00001")],
+            ],
+        ),
+        (
+            0.00038,
+            1e-4,
+            1e-2,
+            [
+                [ROUND1],
+                [desc("0.0014", "0.0001", "0.0001"), desc("0.0024", "0.0010", "0.0001")],
+                [desc("0.00044", "0.00030", "0.00001"), desc("0.00034", "0.00021", "0.00001")],
+            ],
+        ),
+        (  # decade 1e-4 (2e-4 <= high = 1e-3 < 2e-3)
+            0.00041,
+            1e-5,
+            1e-3,
+            [
+                [desc("0.0009", "0.0001", "0.0001")],
+                [desc("0.00044", "0.00031", "0.00001"), desc("0.00054", "0.00040", "0.00001")],
+                [
+                    desc("0.000414", "0.000401", "0.000001"),
+                    desc("0.000424", "0.000410", "0.000001"),
+                ],
+            ],
+        ),
+        (
+            0.00038,
+            1e-5,
+            1e-3,
+            [
+                [desc("0.0009", "0.0001", "0.0001")],
+                [desc("0.00044", "0.00030", "0.00001"), desc("0.00034", "0.00021", "0.00001")],
+                [
+                    desc("0.000384", "0.000371", "0.000001"),
+                    desc("0.000394", "0.000380", "0.000001"),
+                ],
+            ],
+        ),
+    ],
+)
+def test_each_round_refines_one_decimal_place_of_the_first_decade(
+    opt: float, low: float, high: float, expected: list[list[list[float]]]
+) -> None:
     sampler = SignificantDigitSampler()
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(make_objective(opt=0.0031))
-    rounds = sampler.plan(study)
-    assert rounds[0].kept == (0.003, 0.004)
-    # From 0.003: 0.0034, 0.0033, ..., 0.0020 (n = 4..-10); from 0.004: 0.0044 ... 0.0030.
-    from_3 = [float(Decimal("0.003") + n * Decimal("0.0001")) for n in range(4, -11, -1)]
-    assert from_3[0] == 0.0034 and from_3[-1] == 0.002 and len(from_3) == 15
-    expected = sorted(
-        set(from_3) | {float(Decimal("0.004") + n * Decimal("0.0001")) for n in range(4, -11, -1)},
-        reverse=True,
-    )
-    assert list(rounds[1].candidates) == expected  # merged, de-duplicated, descending
-    second = lrs(study)[9 : 9 + len(expected) - 3]
-    # Evaluated in that order, minus the rates round 1 already evaluated (0.004, 0.003, 0.002).
-    assert second == [c for c in expected if c not in ROUND1]
-    assert [c for c in second if c <= 0.0034] == [c for c in from_3 if c not in ROUND1]
-    assert len(set(lrs(study))) == len(lrs(study))
+    study.optimize(lambda t: closeness(t.suggest_float("lr", low, high, log=True), opt))
+    assert rounds_of(sampler, study) == expected
+    assert lrs(study) == evaluation_order(*(lst for rnd in expected for lst in rnd))
+    assert study.best_params["lr"] == opt and sampler.best_rate(study) == opt
+    assert all(repr(v) == str(Decimal(repr(v))) and len(repr(v)) <= 8 for v in lrs(study))
+    assert sampler.is_exhausted(study) and sampler.surplus_trials(study) == []
+
+
+def test_the_seed_runs_rounds():
+    """Round 1 keeps 0.002 and 0.001, round 2 keeps 0.0007 and 0.0004 (the seed's run)."""
+    scores = {0.002: 10.0, 0.001: 9.0, 0.0007: 20.0, 0.0004: 19.0, 0.00041: 30.0, 0.00038: 29.0}
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: scores.get(t.suggest_float("lr", 1e-4, 1e-2, log=True), -1.0))
+    expected = [
+        [ROUND1],
+        [desc("0.0024", "0.0010", "0.0001"), desc("0.0014", "0.0001", "0.0001")],
+        [desc("0.00074", "0.00061", "0.00001"), desc("0.00044", "0.00031", "0.00001")],
+    ]
+    assert rounds_of(sampler, study) == expected
+    assert [len(lst) for rnd in expected[1:] for lst in rnd] == [15, 14, 14, 14]
+    assert lrs(study) == evaluation_order(*(lst for rnd in expected for lst in rnd))
+    assert [r.kept for r in sampler.plan(study)] == [
+        (0.002, 0.001),
+        (0.0007, 0.0004),
+        (0.00041, 0.00038),
+    ]
+    assert sampler.kept_rates(study) == [0.00041, 0.00038]
+
+
+def test_rounds_stay_inside_the_range() -> None:
+    sampler = SignificantDigitSampler(digits=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: closeness(t.suggest_float("lr", 0.0015, 0.0082, log=True), 0.0081))
+    assert lrs(study)[:7] == ROUND1[1:8]
+    # From 0.008 and 0.007: 0.0084 ... 0.0070 without what lies above 0.0082, and
+    # 0.0074 ... 0.0061 (0.006 was tried in round 1 and not kept).
+    assert rounds_of(sampler, study)[1] == [
+        desc("0.0082", "0.0070", "0.0001"),
+        desc("0.0074", "0.0061", "0.0001"),
+    ]
+    assert all(0.0015 <= v <= 0.0082 for v in lrs(study))
 
 
 def test_explicit_and_default_decades() -> None:
@@ -163,36 +261,68 @@ def test_ask_and_tell() -> None:
     study.tell(trial, 0.0)
 
 
-def test_ask_and_tell_out_of_order_does_not_wait() -> None:
-    sampler = SignificantDigitSampler(wait_timeout=5.0)
-    study = optuna.create_study(sampler=sampler)
-    t0, t1 = study.ask(), study.ask()
-    assert t1.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.009
-    assert t0.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.008
-    batch = [study.ask() for _ in range(7)]
-    assert [t.suggest_float("lr", 1e-5, 1e-2, log=True) for t in batch] == ROUND1[2:]
-    extra = study.ask()  # round 1 is handed out, nothing told: cannot wait for itself
-    with pytest.warns(UserWarning, match="cannot finish meanwhile"):
-        value = extra.suggest_float("lr", 1e-5, 1e-2, log=True)
-    assert 1e-5 <= value <= 1e-2
-
-
-def test_wait_times_out_instead_of_hanging() -> None:
-    sampler = SignificantDigitSampler(wait_timeout=0.2, poll_interval=0.02)
-    study = optuna.create_study(sampler=sampler)
-    # A RUNNING trial from "another worker" that never suggests its lr.
-    study._storage.create_new_trial(study._study_id)
+def test_fifty_asks_before_any_tell_return_at_once() -> None:
+    sampler = SignificantDigitSampler(decade=1e-3)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    start = time.monotonic()
+    trials = [study.ask() for _ in range(50)]
+    # Suggested last to first: trial i still gets the i-th free candidate (reserved by number).
+    values = [t.suggest_float("lr", 1e-5, 1e-2, log=True) for t in reversed(trials)][::-1]
+    assert time.monotonic() - start < 1.0
+    assert values[:9] == ROUND1
+    surplus = values[9:]  # the round has no free candidate: the independent sampler's rates
+    assert all(1e-5 <= v <= 1e-2 and v not in ROUND1 for v in surplus)
+    assert len(set(values)) == 50
+    assert sampler.surplus_trials(study) == list(range(9, 50))
+    for t, v in zip(trials, values):
+        study.tell(t, closeness(v, 0.0031) if v in ROUND1 else 0.0)  # surplus: ranks nothing
+    assert sampler.kept_rates(study) == [0.003, 0.004]
     trial = study.ask()
-    with pytest.warns(UserWarning, match="timed out"):
-        value = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
-    assert 1e-5 <= value <= 1e-2 and value not in ROUND1
-    study.tell(trial, 0.0)
-    trial = study.ask()  # the stuck trial is no longer waited for
-    assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.009
+    assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.0034  # round 2 goes on
 
 
-def test_threads_share_one_study_without_duplicates() -> None:
-    sampler = SignificantDigitSampler(decade=1e-4, poll_interval=0.005)
+def test_unfinished_trial_reserves_instead_of_blocking() -> None:
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(sampler=sampler)
+    stuck = study.ask()  # never suggests, never finishes (a worker that hangs)
+    trial = study.ask()
+    assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.008  # 0.009 reserved for it
+    study.tell(stuck, state=optuna.trial.TrialState.FAIL)
+    trial = study.ask()
+    assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.009  # released
+
+
+@pytest.mark.parametrize("holder_thread", ["other", "same"])
+def test_wait_timeout_waits_only_for_other_workers(holder_thread: str) -> None:
+    sampler = SignificantDigitSampler(wait_timeout=0.3, poll_interval=0.02)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for lr in ROUND1[:8]:
+        trial = study.ask()
+        assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == lr
+        study.tell(trial, closeness(lr, 0.0031))
+    holder: list[optuna.Trial] = []  # will evaluate 0.001, the round's last candidate
+    if holder_thread == "other":
+        worker = threading.Thread(target=lambda: holder.append(study.ask()))
+        worker.start()
+        worker.join()
+    else:
+        holder.append(study.ask())
+    assert holder[0].suggest_float("lr", 1e-5, 1e-2, log=True) == 0.001
+    start = time.monotonic()
+    surplus = study.ask().suggest_float("lr", 1e-5, 1e-2, log=True)
+    elapsed = time.monotonic() - start
+    assert surplus not in ROUND1
+    if holder_thread == "other":
+        assert 0.3 <= elapsed < 2.0  # waited for the other worker, then gave up
+    else:
+        assert elapsed < 0.2  # a trial of its own thread cannot finish meanwhile
+    study.tell(holder[0], closeness(0.001, 0.0031))
+    assert study.ask().suggest_float("lr", 1e-5, 1e-2, log=True) == 0.0034
+
+
+@pytest.mark.parametrize("wait", [0.0, 30.0])
+def test_threads_share_one_study_without_duplicates(wait: float) -> None:
+    sampler = SignificantDigitSampler(decade=1e-4, poll_interval=0.005, wait_timeout=wait)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     objective = make_objective()
 
@@ -201,11 +331,15 @@ def test_threads_share_one_study_without_duplicates() -> None:
         time.sleep(0.003)
         return value
 
-    study.optimize(slow, n_jobs=2, n_trials=100)
-    values = lrs(study)
-    assert len(values) == len(set(values))
-    assert sorted(values) == sorted(reference_sequence())
-    assert study.best_params["lr"] == OPT
+    study.optimize(slow, n_jobs=2, n_trials=150)
+    surplus = set(sampler.surplus_trials(study))
+    search = [t.params["lr"] for t in study.trials if "lr" in t.params and t.number not in surplus]
+    assert len(search) == len(set(search))
+    assert sorted(search) == sorted(reference_sequence())
+    assert not set(search) & {t.params["lr"] for t in study.trials if t.number in surplus}
+    assert study.best_params["lr"] == OPT and sampler.is_exhausted(study)
+    if wait:  # the idle thread waited for the other one instead of taking surplus trials
+        assert not surplus
 
 
 def test_after_completion_gets_best_rate_and_stops_again() -> None:
@@ -213,6 +347,7 @@ def test_after_completion_gets_best_rate_and_stops_again() -> None:
     study.optimize(make_objective(), n_trials=5)
     assert len(study.trials) == 54
     assert study.trials[-1].params["lr"] == OPT
+    assert SignificantDigitSampler(decade=1e-4).surplus_trials(study) == [53]
 
 
 @pytest.fixture
@@ -324,6 +459,34 @@ def test_enqueued_rate_is_evaluated_first_and_once() -> None:
     assert sampler.plan(study)[0].finished
 
 
+def test_a_queued_rate_is_not_taken_by_an_earlier_trial() -> None:
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    first = study.ask()
+    study.enqueue_trial({"lr": 0.009})  # queued after `first` was asked
+    assert first.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.008
+    queued = study.ask()
+    assert queued.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.009
+
+
+def test_hyperband_brackets_do_not_hide_trials_from_the_search() -> None:
+    sampler = SignificantDigitSampler(decade=1e-4)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+        for step in range(9):
+            trial.report(closeness(lr) - 1.0 / (step + 1), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return closeness(lr)
+
+    study.optimize(objective, n_trials=200)
+    assert len(lrs(study)) == len(set(lrs(study))) <= 53
+    assert sampler.is_exhausted(study) and sampler.surplus_trials(study) == []
+
+
 def test_other_parameters_go_to_independent_sampler() -> None:
     calls: list[str] = []
 
@@ -349,9 +512,11 @@ def test_other_parameters_go_to_independent_sampler() -> None:
 
 
 def test_space_without_float_learning_rate_raises() -> None:
-    study = optuna.create_study(sampler=SignificantDigitSampler())
-    with pytest.raises(ValueError, match="without a float learning-rate parameter"):
-        study.optimize(lambda t: float(t.suggest_int("layers", 1, 3)), n_trials=1)
+    # No float to search: every parameter goes to the independent sampler.
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: float(t.suggest_int("layers", 1, 3)), n_trials=3)
+    assert len(study.trials) == 3 and sampler.plan(study) == []
 
     study = optuna.create_study(sampler=SignificantDigitSampler(param_name="layers"))
     with pytest.raises(ValueError, match="is a IntDistribution"):
