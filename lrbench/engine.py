@@ -121,10 +121,14 @@ class TrainResult:
     )
     # The best weights, kept in memory only when asked (`keep_best_state`); never serialised.
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    # The weights at the end of training, likewise only when asked (`keep_final_state`).
+    final_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("best_state")
+        weights = ("best_state", "final_state")
+        d = asdict(dataclasses.replace(self, best_state=None, final_state=None))
+        for key in weights:
+            d.pop(key)
         return d
 
 
@@ -138,7 +142,8 @@ class TrainOptions:
     `callback(record)` runs after every epoch that did not diverge or hit the budget; returning
     True stops the trial (pruning). `progress(record)` sees every epoch. `initial_state` starts
     from given weights instead of a fresh initialisation (the significant-digit exploit phase
-    continues from the previous rate's best state); `keep_best_state` returns the best weights.
+    continues from the weights the previous rate ended with); `keep_best_state` returns the best
+    weights, `keep_final_state` the weights at the end of training.
     """
 
     callback: EpochCallback | None = None
@@ -147,6 +152,7 @@ class TrainOptions:
     evaluate_initial: bool = False
     initial_state: dict[str, torch.Tensor] | None = None
     keep_best_state: bool = False
+    keep_final_state: bool = False
 
 
 def train(
@@ -236,11 +242,12 @@ class _Trainer:
             record = self.train_epoch(epoch)
             if record is None or self.after_epoch(record):
                 break
+        final_state = _state_copy(self.model) if self.options.keep_final_state else None
         test = None
         if self.options.evaluate_test and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
             test = self.evaluate(self.data.test)
-        return self.result(initial_val, test)
+        return dataclasses.replace(self.result(initial_val, test), final_state=final_state)
 
     def train_epoch(self, epoch: int) -> EpochRecord | None:
         """One epoch of steps (cut at the budget), then its evaluation; None if no step ran."""
@@ -305,7 +312,7 @@ class _Trainer:
             self.best_val is None or self.task.is_better(record.val, self.best_val)
         ):
             self.best_val, self.best_epoch = record.val, record.epoch
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = _state_copy(self.model)
         self.history.append(record)
         if self.options.progress is not None:
             self.options.progress(record)
@@ -343,6 +350,10 @@ class _Trainer:
             initial_val=initial_val,
             best_state=self.best_state if self.options.keep_best_state else None,
         )
+
+
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _fresh_model_and_optimizer(

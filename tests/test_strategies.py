@@ -14,6 +14,7 @@ from lrbench.cli import main
 from lrbench.engine import task_range_test
 from lrbench.errors import ConfigError
 from lrbench.strategies import STRATEGIES, RunContext, get_strategy
+from lrbench.strategies.sigdigit import plateau_rule
 from lrbench.tasks import get_task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -142,22 +143,46 @@ def test_sigdigit_search_follows_the_digit_rounds():
     assert lrs[9:13] == [0.044, 0.043, 0.042, 0.041]
 
 
-def test_sigdigit_exploit_chains_each_kept_rate_from_the_previous_best_state():
+def test_plateau_rule_needs_stale_best_and_a_worse_block_mean():
+    rule = plateau_rule(3, lambda a, b: a < b)  # minimising
+    assert not rule([5, 4, 3, 3.5, 3.6])  # fewer than 2 x patience epochs
+    assert rule([3, 3.2, 3.1, 3.3, 3.4, 3.5])  # best five epochs ago; mean 3.4 worse than 3.1
+    # Stale for three epochs, but the last block's mean (3.6) beats the block before (4).
+    assert not rule([5, 4, 3, 3.5, 3.6, 3.7])
+    assert not rule([5, 4, 3, 3.5, 3.6, 2.9])  # improved in the last block
+    # Stale for 3 epochs, but the last block's mean (3.1) beats the block before (3.5).
+    assert not rule([4, 3.5, 3, 3.1, 3.1, 3.1])
+    maximising = plateau_rule(2, lambda a, b: a > b)
+    assert maximising([0.9, 0.85, 0.8, 0.7]) and not maximising([0.5, 0.9, 0.8, 0.95])
+
+
+def test_sigdigit_exploit_carries_weights_abandons_by_patience_and_walks_again():
     ctx = make_ctx("digits", budget=60)
     ctx.epochs_per_trial = 1
-    get_strategy("sigdigit", decade=0.01, digits=1).run(ctx)  # one round of 9 trials, then exploit
+    strategy = get_strategy(
+        "sigdigit", decade=0.01, digits=1, patience=2, max_epochs_per_rate=6, passes=2
+    )
+    strategy.run(ctx)  # one round of 9 one-epoch trials, then the exploit stretches
     study = ctx.study
     exploit = [t for t in study.trials if t.user_attrs["phase"] == "exploit"]
     kept = study.user_attrs["sigdigit_kept"]
-    assert len(kept) == 2 and [t.params["lr"] for t in exploit] == kept
-    first, second = exploit
-    vals = [r["val"] for r in first.user_attrs["history"]]
-    # The first rate stops at its first epoch worse than its best so far ...
-    assert vals[-1] < max(vals[:-1])
-    assert all(vals[i] >= max(vals[:i]) for i in range(1, len(vals) - 1))
-    # ... and the second starts from the first one's best state, not from scratch.
-    assert second.user_attrs["initial_val"] == pytest.approx(first.user_attrs["best_val"])
+    assert len(kept) == 2
+    # The kept list walked twice, in order.
+    assert [t.params["lr"] for t in exploit] == kept + kept
+    first = exploit[0]
     assert first.user_attrs["initial_val"] < 0.3  # fresh initialisation: near chance
+    rule = plateau_rule(2, ctx.task.is_better)
+    for before, after in zip(exploit, exploit[1:]):
+        vals = [r["val"] for r in before.user_attrs["history"]]
+        # Each stretch ends by the patience rule (its first firing) or at the per-rate cap ...
+        assert rule(vals) or len(vals) == 6
+        assert not any(rule(vals[:n]) for n in range(1, len(vals)))
+        # ... and the next one starts from the weights it ended with, not from scratch.
+        assert after.user_attrs["initial_val"] == pytest.approx(vals[-1])
+    # Every step is charged: the trials' steps are what the budget counts, within the budget.
+    steps = sum(t.user_attrs["steps"] for t in study.trials)
+    assert steps == ctx.spent_steps() <= ctx.budget_steps()
+    assert all(t.user_attrs["planned_epochs"] <= 6 for t in exploit)
 
 
 def test_range_test_on_digits_task_suggests_inside_the_range_and_restores_nothing_needed():

@@ -39,6 +39,8 @@ from lrbench.strategies.options import StrategyOptions, parse_options
 from lrbench.tasks import Task, TaskData
 
 LR = "lr"
+# Sees a trial's validation values so far (one per epoch); True stops the trial.
+StopRule = Callable[[list[float]], bool]
 
 
 @dataclass
@@ -122,12 +124,14 @@ class RunContext:
         phase: str = "search",
         initial_state: dict | None = None,
         keep_best_state: bool = False,
-        stop_when_worse: bool = False,
+        keep_final_state: bool = False,
+        stop_rule: StopRule | None = None,
     ) -> TrainResult:
         """Train one configuration inside `trial`, cut at the remaining budget, and record it.
 
-        `prune` asks the study's pruner after every epoch; `stop_when_worse` stops at the first
-        epoch whose validation metric is worse than the best so far (the exploit phase's rule).
+        `prune` asks the study's pruner after every epoch; `stop_rule(vals)` sees the trial's
+        validation values so far after every epoch and stops the trial when it returns True (the
+        exploit phase's patience rule).
         """
         config = TrainConfig.for_task(
             self.task,
@@ -138,12 +142,13 @@ class RunContext:
             seed=self.seed,
             max_steps=self.remaining_steps(),
         )
-        monitor = _TrialMonitor(self, trial, prune, stop_when_worse)
+        monitor = _TrialMonitor(self, trial, prune, stop_rule)
         options = TrainOptions(
             callback=monitor.after_epoch,
             evaluate_initial=True,
             initial_state=initial_state,
             keep_best_state=keep_best_state,
+            keep_final_state=keep_final_state,
         )
         result = train(self.task, config, device=self.device, data=self.data, options=options)
         record = TrialRecord(
@@ -194,15 +199,15 @@ class RunContext:
 
 
 class _TrialMonitor:
-    """The per-epoch hook of one trial: progress, `trial.report`, pruning, the exploit's stop."""
+    """The per-epoch hook of one trial: progress, `trial.report`, pruning, a stop rule."""
 
     def __init__(
-        self, ctx: RunContext, trial: optuna.Trial, prune: bool, stop_when_worse: bool
+        self, ctx: RunContext, trial: optuna.Trial, prune: bool, stop_rule: StopRule | None
     ) -> None:
         self.ctx, self.trial = ctx, trial
-        self.prune, self.stop_when_worse = prune, stop_when_worse
+        self.prune, self.stop_rule = prune, stop_rule
         self.pruned = False
-        self.best: float | None = None
+        self.vals: list[float] = []
 
     def after_epoch(self, record: EpochRecord) -> bool:
         """True stops the trial."""
@@ -212,11 +217,8 @@ class _TrialMonitor:
             self.trial.report(record.val, record.epoch)
         # Pruners may answer with a numpy bool, which JSON (the storage's format) refuses.
         self.pruned = bool(self.prune and self.trial.should_prune())
-        is_better = self.ctx.task.is_better
-        worse = bool(self.best is not None and is_better(self.best, record.val))
-        if self.best is None or is_better(record.val, self.best):
-            self.best = record.val
-        return self.pruned or (self.stop_when_worse and worse)
+        self.vals.append(record.val)
+        return self.pruned or bool(self.stop_rule is not None and self.stop_rule(self.vals))
 
 
 class Strategy(ABC):

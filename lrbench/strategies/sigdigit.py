@@ -1,6 +1,19 @@
 """`sigdigit`: the coarse-to-fine significant-digit search (SignificantDigitSampler), then the
-exploit phase: train each kept rate in order, checking validation every epoch, stop that rate
-when validation gets worse, keep the best state and go on from it with the next rate."""
+exploit phase as seed 002's program runs it (design.md, "Significant-digit search").
+
+Exploit: one model, initialised once, is trained on with each kept rate in turn, a fresh
+optimizer at that rate and the weights carried on (the weights the previous rate ended with).
+A rate is abandoned once validation has not improved for `patience` epochs and the mean of the
+last `patience` epochs is worse than the mean of the `patience` before them, or after
+`max_epochs_per_rate` epochs at that rate. After the last rate the list is walked again, up to
+`passes` times. The best state seen is the result (the run's best trial). Each stretch at one
+rate is one trial (phase "exploit"), charged to the budget like every other step.
+
+The seed ran E = 50 epochs per search trial, patience 50, at most 400 epochs per rate and 5
+passes. Unset, `patience` is the run's epochs per trial and `max_epochs_per_rate` eight times
+it, which are the seed's values at E = 50. After a crash the exploit phase resumes at the next
+stretch from a fresh initialisation (the weights in flight are not stored).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +24,7 @@ import optuna
 
 from lrbench.records import RunKeys, RunRecord, TrialKeys
 from lrbench.sigdigit_sampler import SignificantDigitSampler
-from lrbench.strategies.base import LR, RunContext, register
+from lrbench.strategies.base import LR, RunContext, StopRule, register
 from lrbench.strategies.options import option
 from lrbench.strategies.search import SamplerOptions, SamplerStrategy
 
@@ -22,12 +35,34 @@ class SigDigitOptions(SamplerOptions):
     digits: int = option(3, minimum=1)
     decade: float | None = option(None, positive=True)
     exploit: bool = option(True)
+    patience: int | None = option(None, minimum=1)
+    max_epochs_per_rate: int | None = option(None, minimum=1)
+    passes: int = option(5, minimum=1)
+
+
+def plateau_rule(patience: int, is_better) -> StopRule:
+    """The seed's abandon rule: no improvement in the last `patience` epochs, and the mean of
+    those epochs worse than the mean of the `patience` epochs before them."""
+
+    def stop(vals: list[float]) -> bool:
+        if len(vals) < 2 * patience:
+            return False
+        best = 0
+        for i, v in enumerate(vals):
+            if is_better(v, vals[best]):
+                best = i
+        stale = len(vals) - 1 - best >= patience
+        last = sum(vals[-patience:]) / patience
+        before = sum(vals[-2 * patience : -patience]) / patience
+        return stale and is_better(before, last)
+
+    return stop
 
 
 @register
 class SigDigitStrategy(SamplerStrategy):
     name = "sigdigit"
-    description = "significant-digit search (k kept, D digits) then exploit the kept rates"
+    description = "significant-digit search (k kept, D digits) then the seed's exploit phase"
     Options = SigDigitOptions
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> SignificantDigitSampler:
@@ -53,10 +88,14 @@ class SigDigitStrategy(SamplerStrategy):
             ctx.study.set_user_attr(RunKeys.SIGDIGIT_KEPT, kept)
         return kept
 
+    def exploit_plan(self, ctx: RunContext) -> list[float]:
+        """The rates of the exploit stretches in order: the kept list, walked `passes` times."""
+        return self.kept_rates(ctx) * self.opts.passes
+
     def after_search(self, ctx: RunContext) -> None:
         if not self.opts.exploit or ctx.remaining_steps() <= 0 or not self.search_finished(ctx):
             return
-        kept = self.kept_rates(ctx)
+        plan = self.exploit_plan(ctx)
         done = sum(
             1
             for t in ctx.study.get_trials(deepcopy=False)
@@ -64,17 +103,22 @@ class SigDigitStrategy(SamplerStrategy):
         )
         # The exploit trials' rates are fixed: no sampler is consulted for them.
         ctx.study.sampler = optuna.samplers.RandomSampler(seed=ctx.seed)
-        state = None  # after a crash the chain restarts from a fresh initialisation
-        for rate in kept[done:]:
+        patience = self.opts.patience or ctx.epochs_per_trial
+        cap = self.opts.max_epochs_per_rate or 8 * ctx.epochs_per_trial
+        stop = plateau_rule(patience, ctx.task.is_better)
+        weights = None  # one model: the first stretch initialises it, the rest carry it on
+        for rate in plan[done:]:
             remaining = ctx.remaining_steps()
             if remaining <= 0:
                 break
             result = ctx.run_fixed_trial(
                 rate,
-                epochs=math.ceil(remaining / ctx.steps_per_epoch),
+                epochs=min(cap, math.ceil(remaining / ctx.steps_per_epoch)),
                 phase="exploit",
-                initial_state=state,
-                keep_best_state=True,
-                stop_when_worse=True,
+                initial_state=weights,
+                keep_final_state=True,
+                stop_rule=stop,
             )
-            state = result.best_state if result.best_state is not None else state
+            if result.diverged:
+                continue  # a diverged stretch leaves the weights as they were before it
+            weights = result.final_state
