@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lrbench.engine import TrainConfig, resolve_device, train
+    from lrbench.engine import TrainConfig, final_metrics, resolve_device, train
     from lrbench.schedules import ScheduleSpec
     from lrbench.tasks import DataOptions, get_task
 
@@ -96,12 +96,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
         )
 
-    result = train(task, config, device=device, data=data, progress=show)
+    result = train(task, config, device=device, data=data, progress=show, keep_best_state=True)
     if bar is not None:
         bar.close()
+    final = {}
+    if result.best_state is not None:
+        final = final_metrics(task, data, result.best_state, device)
     if args.json:
         out = result.to_dict()
         out["device"] = str(device)
+        out["final_metrics"] = final
         print(json.dumps(out, allow_nan=True))
         return 0
     if result.diverged:
@@ -113,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"best epoch {result.best_epoch}: val {task.metric} {_fmt(result.best_val)}; "
             f"test {task.metric} of that state {_fmt(result.test)} ({task.metric_unit})"
         )
+        for name, value in final.items():
+            print(f"  test {name} of that state {_fmt(value)}")
     print(
         f"{result.epochs:g} epochs, {result.steps} steps, {result.seconds:.1f}s training "
         f"+ {result.eval_seconds:.1f}s evaluation on {device}"

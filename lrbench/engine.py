@@ -352,6 +352,22 @@ class _Trainer:
         )
 
 
+def final_metrics(
+    task: Task, data: TaskData, state: dict[str, torch.Tensor], device: torch.device | str
+) -> dict[str, float]:
+    """The task's final metrics (`Task.final_metrics`) of weights `state` on the test split."""
+    device = resolve_device(device)
+    model = task.prepare_model(task.build_model().to(device), device)
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad(), task.autocast(device):
+        metrics = task.final_metrics(model, data.test)
+    if not metrics:
+        return {}
+    values = torch.stack([v.detach().float().reshape(()) for v in metrics.values()]).tolist()
+    return dict(zip(metrics, values))
+
+
 def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

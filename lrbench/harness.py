@@ -86,6 +86,7 @@ def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dic
         RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
         RunKeys.STEPS_PER_EPOCH: steps_per_epoch,
         RunKeys.DEVICE: device,
+        RunKeys.REFERENCE: [list(pair) for pair in run.strategy.reference],
     }
 
 
@@ -137,6 +138,7 @@ def run_one(
         on_start(run, ctx.spent_epochs())
     t0 = time.perf_counter()
     strategy.run(ctx)
+    ctx.record_chosen_final_metrics()
     records.add_wall_seconds(study, time.perf_counter() - t0)
     study.set_user_attr(RunKeys.FINISHED_AT, time.time())
     study.set_user_attr(RunKeys.STATUS, "complete")

@@ -81,6 +81,8 @@ class RunKeys:
     STRATEGY_OPTIONS = "strategy_options"
     STEPS_PER_EPOCH = "steps_per_epoch"
     DEVICE = "device"
+    # Published figures to set beside the run's own: [[epochs, best-so-far value], ...].
+    REFERENCE = "reference"
     # Its progress.
     STATUS = "status"  # "running" or "complete"
     STARTED_AT = "started_at"
@@ -93,6 +95,9 @@ class RunKeys:
     OVERHEAD_SECONDS = "overhead_seconds"
     RANGE_TEST = "range_test"  # RangeTestResult.to_dict()
     SIGDIGIT_KEPT = "sigdigit_kept"  # the significant-digit search's kept rates
+    # The task's final metrics (e.g. an IWAE bound) of the chosen configuration's best state on
+    # the test split, by name, with the trial number they belong to.
+    CHOSEN_FINAL = "chosen_final_metrics"
 
 
 # Attributes that define a run: a stored run made with other values is not the same run.
@@ -377,6 +382,14 @@ class RunRecord:
     def range_test(self) -> dict[str, Any] | None:
         """The stored range test (`RangeTestResult.from_dict` reads it), or None."""
         return self.attrs.get(RunKeys.RANGE_TEST)
+
+    @property
+    def reference(self) -> list[tuple[int, float]]:
+        return [(int(e), float(v)) for e, v in self.attrs.get(RunKeys.REFERENCE) or []]
+
+    @property
+    def chosen_final_metrics(self) -> dict[str, Any] | None:
+        return self.attrs.get(RunKeys.CHOSEN_FINAL)
 
     @property
     def sigdigit_kept(self) -> list[float] | None:

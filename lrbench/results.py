@@ -340,8 +340,28 @@ def _trial_row(run: Run, t: FrozenTrial, spent: float) -> dict[str, Any]:
     }
 
 
+def best_so_far_at(run: Run, epochs: float) -> float:
+    """The best validation value measured within the run's first `epochs` cumulative epochs."""
+    best = math.nan
+    for p in walk(run):
+        if p.epochs > epochs + 1e-9:
+            break
+        if p.val is not None and (math.isnan(best) or run.better(p.val, best)):
+            best = p.val
+    return best
+
+
+def chosen_final_metrics(run: Run, chosen: FrozenTrial | None) -> dict[str, float]:
+    """The task's final test metrics stored for the chosen trial (e.g. an IWAE bound)."""
+    stored = run.record.chosen_final_metrics or {}
+    if chosen is None or stored.get("trial") != chosen.number:
+        return {}
+    return {f"test_{k}": _num(v) for k, v in stored.items() if k != "trial"}
+
+
 def run_result(run: Run) -> dict[str, Any]:
-    """The per-run numbers of one run (one row of `load_results`)."""
+    """The per-run numbers of one run (one row of `load_results`); final test metrics a task
+    defines (e.g. `test_iwae_nll`) are extra columns, present only when stored."""
     r = run.record
     hit = first_reach(run)
     chosen = chosen_trial(run)
@@ -382,6 +402,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "task_name": r.get(RunKeys.TASK_NAME),
         "strategy_name": r.get(RunKeys.STRATEGY_NAME),
         "study": run.name,
+        **chosen_final_metrics(run, chosen),
     }
 
 
@@ -395,7 +416,10 @@ def load_results(
     `test` is the test metric of the chosen trial (the COMPLETE trial with the best value), the
     only test number reported.
     """
-    df = pd.DataFrame([run_result(r) for r in _runs(storage, suite)], columns=RESULT_COLUMNS)
+    rows = [run_result(r) for r in _runs(storage, suite)]
+    # A task's final test metrics follow the fixed columns, only when some run stored them.
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in RESULT_COLUMNS))
+    df = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra])
     return df.astype({"chosen_trial": "Int64"}) if len(df) else df
 
 

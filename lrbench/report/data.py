@@ -14,13 +14,16 @@ from typing import Any
 import pandas as pd
 from optuna.trial import FrozenTrial
 
+from lrbench.records import RunKeys, TrialKeys
 from lrbench.results import (
     Run,
     anytime_curves,
+    best_so_far_at,
     chosen_trial,
     load_results,
     load_runs,
     load_trials,
+    total_epochs,
 )
 
 
@@ -51,23 +54,41 @@ def load_suite_data(storage: str | Any, suite: str) -> SuiteData | None:
 
 
 def epochs_per_trial(run: Run) -> Any:
-    return run.attrs.get("epochs_per_trial")
+    return run.record.epochs_per_trial
 
 
 def optimizers_used(runs: list[Run]) -> list[str]:
     """The runs' optimizers, in order of first appearance."""
-    return list(dict.fromkeys(str(r.attrs.get("optimizer")) for r in runs))
+    return list(dict.fromkeys(str(r.record.get(RunKeys.OPTIMIZER)) for r in runs))
 
 
 def has_range_test(run: Run) -> bool:
-    return bool(run.attrs.get("range_test"))
+    return bool(run.record.range_test)
 
 
 def range_test_of(run: Run):
     """The run's stored LR range test as a `RangeTestResult`."""
     from lrbench.range_test import RangeTestResult
 
-    return RangeTestResult.from_dict(run.attrs["range_test"])
+    return RangeTestResult.from_dict(run.record.range_test)
+
+
+def reference_rows(runs: list[Run]) -> pd.DataFrame:
+    """One row per (run, reference epoch): the published value and the run's own best-so-far
+    validation value at that many cumulative epochs."""
+    rows = [
+        {
+            "strategy": run.strategy,
+            "seed": run.seed,
+            "epochs": epochs,
+            "reference": value,
+            "ours": best_so_far_at(run, epochs),
+            "trained": total_epochs(run),
+        }
+        for run in runs
+        for epochs, value in run.record.reference
+    ]
+    return pd.DataFrame(rows)
 
 
 def chosen_lr(run: Run) -> float | None:
@@ -79,18 +100,20 @@ def chosen_lr(run: Run) -> float | None:
 
 
 def planned_epochs(run: Run, trial) -> int:
-    """The epochs a trial was configured for (schedules like one-cycle span them)."""
-    epochs_per_trial = int(
-        run.attrs.get("epochs_per_trial") or max(1, math.ceil(trial.user_attrs.get("epochs", 1)))
+    """The epochs a trial was configured for (schedules like one-cycle span them): stored with
+    the trial; for suites stored before that, derived from the budget rule of the time."""
+    rec = run.trial_record(trial)
+    if rec.planned_epochs is not None:
+        return int(rec.planned_epochs)
+    per_trial = int(run.record.epochs_per_trial or max(1, math.ceil(rec.epochs or 1)))
+    if rec.phase != "exploit":
+        return per_trial
+    # The old exploit phase trained for the budget left when it started.
+    spe = int(run.record.steps_per_epoch)
+    spent = run.record.overhead_steps + sum(
+        run.trial_record(t).steps for t in run.trials if t.number < trial.number
     )
-    if trial.user_attrs.get("phase") != "exploit":
-        return epochs_per_trial
-    # The exploit phase trains for the budget left when it started: ceil(remaining steps / spe).
-    spe = int(run.attrs["steps_per_epoch"])
-    spent = int(run.attrs.get("overhead_steps", 0)) + sum(
-        int(t.user_attrs.get("steps", 0) or 0) for t in run.trials if t.number < trial.number
-    )
-    remaining = int(round(float(run.attrs["budget_epochs"]) * spe)) - spent
+    remaining = int(round(run.record.budget_epochs * spe)) - spent
     return max(1, math.ceil(remaining / spe))
 
 
@@ -104,7 +127,7 @@ class ChosenSchedule:
 
     @property
     def schedule(self) -> str | None:
-        return self.trial.user_attrs.get("schedule")
+        return self.run.trial_record(self.trial).schedule
 
     @property
     def lr(self) -> float:
@@ -112,28 +135,29 @@ class ChosenSchedule:
 
     @property
     def optimizer(self) -> str:
-        return self.trial.user_attrs.get("optimizer") or self.run.attrs.get("optimizer") or "sgd"
+        rec = self.run.trial_record(self.trial)
+        return rec.optimizer or self.run.record.get(RunKeys.OPTIMIZER) or "sgd"
 
     @property
     def steps(self) -> int:
-        return int(self.trial.user_attrs["steps"])
+        return self.run.trial_record(self.trial).steps
 
     @property
     def steps_per_epoch(self) -> int:
-        return int(self.run.attrs["steps_per_epoch"])
+        return int(self.run.record.steps_per_epoch)
 
     def planned_epochs(self) -> int:
         return planned_epochs(self.run, self.trial)
 
     def recorded(self) -> tuple[list[float], list[float]]:
         """(epochs done, rate) at the end of each epoch, as the engine recorded them."""
-        hist = self.trial.user_attrs.get("history") or []
-        return [h["epochs_done"] for h in hist], [h["lr"] for h in hist]
+        hist = self.run.trial_record(self.trial).history
+        return [h.epochs_done for h in hist], [h.lr for h in hist]
 
 
 def chosen_schedule(run: Run) -> ChosenSchedule | None:
     """The run's chosen trial when it has a learning rate and a step count to replay."""
     t = chosen_trial(run)
-    if t is None or "lr" not in t.params or "steps" not in t.user_attrs:
+    if t is None or "lr" not in t.params or TrialKeys.STEPS not in t.user_attrs:
         return None
     return ChosenSchedule(run, t)

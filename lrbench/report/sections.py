@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from lrbench.report.data import SuiteData, epochs_per_trial, optimizers_used
+from lrbench.report.data import SuiteData, epochs_per_trial, optimizers_used, reference_rows
 from lrbench.report.document import Document
 from lrbench.report.figures import (
     fig_anytime,
@@ -172,6 +172,7 @@ def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.Dat
         "Sorted by median epochs to target, then median best validation value."
     )
 
+    _reference_section(doc, info, data)
     _progress_figures(doc, info, data, order)
     _schedules_section(doc, info, data, order)
 
@@ -181,6 +182,33 @@ def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.Dat
 
     doc.heading(3, "Rank comparison and significance")
     _stats_section(doc, info, results)
+
+
+def _reference_section(doc: Document, info: TaskInfo, data: SuiteData) -> None:
+    """Published figures (a suite's `reference`) beside the runs' own, with the difference."""
+    rows = reference_rows(data.runs)
+    if rows.empty:
+        return
+    doc.heading(3, "Reference figures")
+    table = []
+    for (strategy, epochs), g in rows.groupby(["strategy", "epochs"], sort=False):
+        ours, ref = float(g["ours"].median()), float(g["reference"].iloc[0])
+        short = float(g["trained"].min()) < epochs - 1e-9
+        table.append(
+            {
+                "strategy": strategy,
+                "epochs": f"{epochs:g}",
+                f"ours (median of {len(g)})": fmt(ours)
+                + (" (trained fewer epochs)" if short else ""),
+                "reference": fmt(ref),
+                "ours − reference": f"{ours - ref:+.2f}" if math.isfinite(ours) else "—",
+            }
+        )
+    doc.table(pd.DataFrame(table))
+    doc.para(
+        f"Best-so-far validation {info.metric} within the run's first so-many cumulative epochs, "
+        "beside the published figure the suite names for that strategy (`reference`)."
+    )
 
 
 def _progress_figures(doc: Document, info: TaskInfo, data: SuiteData, order: list[str]) -> None:

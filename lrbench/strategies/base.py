@@ -15,7 +15,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import optuna
@@ -28,6 +28,7 @@ from lrbench.engine import (
     TrainConfig,
     TrainOptions,
     TrainResult,
+    final_metrics,
     task_range_test,
     train,
 )
@@ -59,6 +60,9 @@ class RunContext:
     optimizer: str | None = None
     # Called after every epoch of every trial (progress bars); must not raise.
     on_epoch: Callable[[EpochRecord], None] | None = None
+    # The best state of the best trial trained in this process, for the chosen configuration's
+    # final metrics: (trial number, its best validation value, its best weights).
+    _best_kept: tuple[int, float, dict] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not (0 < self.low < self.high):
@@ -147,7 +151,7 @@ class RunContext:
             callback=monitor.after_epoch,
             evaluate_initial=True,
             initial_state=initial_state,
-            keep_best_state=keep_best_state,
+            keep_best_state=True,  # the engine holds it anyway; `keep_best` decides what stays
             keep_final_state=keep_final_state,
         )
         result = train(self.task, config, device=self.device, data=self.data, options=options)
@@ -170,7 +174,32 @@ class RunContext:
             history=tuple(EpochEntry.from_record(r) for r in result.history),
         )
         record.write(trial)
+        if not monitor.pruned:
+            self._keep_best(trial.number, result)
+        if not keep_best_state:
+            result.best_state = None
         return result
+
+    def _keep_best(self, number: int, result: TrainResult) -> None:
+        """Hold the best weights of the best unpruned trial so far (one state in memory)."""
+        if result.best_val is None or result.best_state is None:
+            return
+        kept = self._best_kept
+        if kept is None or self.task.is_better(result.best_val, kept[1]):
+            self._best_kept = (number, result.best_val, result.best_state)
+
+    def record_chosen_final_metrics(self) -> None:
+        """The task's final metrics (e.g. an IWAE bound) of the chosen configuration's best
+        state on the test split, stored in the study. The chosen configuration is the study's
+        best COMPLETE trial; its weights are at hand only when this process trained it, so a run
+        whose chosen trial was trained before a resume stores none."""
+        kept = self._best_kept
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if kept is None or not complete or self.study.best_trial.number != kept[0]:
+            return
+        metrics = final_metrics(self.task, self.data, kept[2], self.device)
+        if metrics:
+            self.study.set_user_attr(RunKeys.CHOSEN_FINAL, {"trial": kept[0], **metrics})
 
     def run_fixed_trial(self, lr: float, **train_options: Any) -> TrainResult:
         """Ask for a trial at exactly `lr` (no sampler chooses it), train it, tell the result.
