@@ -94,13 +94,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     def show(r) -> None:
-        if bar is None:
-            return
-        bar.update(1)
-        bar.write(
+        line = (
             f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}  "
             f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
         )
+        if bar is None:  # --json: stdout is the JSON alone; progress still goes to stderr
+            print(line, file=sys.stderr, flush=True)
+            return
+        bar.update(1)
+        bar.write(line)
 
     result = train(task, config, device=device, data=data, progress=show)
     if bar is not None:
@@ -261,18 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list tasks, strategies, optimizers and schedules")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("train", help="train one trial of a task at one learning rate")
+    p = sub.add_parser(
+        "train", help="train one trial of a task (default: its own learning rate and schedule)"
+    )
     p.add_argument("task", help="task name (see `lrbench list`)")
     p.add_argument(
         "--lr",
         type=float,
-        required=True,
-        help="learning rate (the peak for cyclic/one-cycle schedules)",
+        help="learning rate, the peak for cyclic/one-cycle schedules (default: the task's)",
     )
     p.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")
     p.add_argument(
-        "--schedule", nargs="+", metavar="NAME [KEY=VALUE ...]", help="lr schedule and its options"
+        "--schedule",
+        nargs="+",
+        metavar="NAME [KEY=VALUE ...]",
+        help="lr schedule and its options (default: the task's)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
