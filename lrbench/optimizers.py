@@ -65,7 +65,7 @@ def build_optimizer(
     except TypeError as e:  # an option the class does not take
         raise ConfigError(f"optimizer {name!r}: {e}") from None
     if k:
-        opt.register_step_post_hook(Lookahead(opt, k, decay))
+        Lookahead(opt, k, decay)  # attaches itself to the optimizer's step hooks
     return opt
 
 
@@ -94,7 +94,7 @@ def scaled_groups(params: Iterable, lr: float, weight_decay: float | None) -> li
 
 
 class Lookahead:
-    """Lookahead as an optimizer step hook: every `k` steps, for each trained parameter,
+    """Lookahead as hooks on a torch optimizer's step: every `k` steps, for each trained parameter,
     `slow <- slow + (1 - d) * (fast - slow)` and then `fast <- slow`.
 
     The decay `d` is `decay * (1 - lr / peak_lr) ** 3`, with `peak_lr` the group's highest rate
@@ -111,13 +111,20 @@ class Lookahead:
     def __init__(self, optimizer: torch.optim.Optimizer, k: int, decay: float) -> None:
         self.k, self.decay, self.steps = k, decay, 0
         self.peak = [0.0] * len(optimizer.param_groups)
-        # (fast, slow) pairs per group; frozen parameters never move, so they need no copy.
-        self.pairs = [
-            [(p, p.detach().clone()) for p in g["params"] if p.requires_grad]
-            for g in optimizer.param_groups
-        ]
+        # (fast, slow) pairs per group, taken just before the first step, so weights loaded
+        # after the optimizer was built are the ones averaged. Frozen parameters never move.
+        self.pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        optimizer.register_step_pre_hook(self._start)
+        optimizer.register_step_post_hook(self._after_step)
 
-    def __call__(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+    def _start(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        if self.pairs is None:
+            self.pairs = [
+                [(p, p.detach().clone()) for p in g["params"] if p.requires_grad]
+                for g in optimizer.param_groups
+            ]
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
         self.steps += 1
         for i, group in enumerate(optimizer.param_groups):
             self.peak[i] = max(self.peak[i], float(group["lr"]))
@@ -127,7 +134,7 @@ class Lookahead:
             for i, group in enumerate(optimizer.param_groups):
                 peak = self.peak[i]
                 d = self.decay * (1.0 - float(group["lr"]) / peak) ** 3 if peak > 0 else 0.0
-                for fast, slow in self.pairs[i]:
+                for fast, slow in self.pairs[i]:  # type: ignore[index]
                     if d > 0:
                         slow.lerp_(fast, 1.0 - d)
                         fast.copy_(slow)

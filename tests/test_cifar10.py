@@ -267,6 +267,21 @@ def test_lookahead_is_idle_at_a_constant_rate_and_averages_as_the_rate_anneals()
     assert Lookahead.default_decay == pytest.approx(0.95**5)
 
 
+def test_lookahead_averages_the_weights_it_starts_from_not_those_it_was_built_with():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    opt = build_optimizer("sgd", model.parameters(), 1e-3, lookahead_k=1)
+    loaded = {k: v + 10.0 for k, v in model.state_dict().items()}
+    model.load_state_dict(loaded)  # as a trial continuing from an earlier state does
+    sched = lr_scheduler.LinearLR(opt, 1.0, 0.0, total_iters=4)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).sum().backward()
+        opt.step()
+        sched.step()
+    torch.testing.assert_close(model.weight, loaded["weight"], atol=0.05, rtol=0)
+
+
 def test_default_schedule_is_torchs_warm_up_then_linear_decay():
     task = get_task("cifar10", width=4)
     model = task.build_model()
