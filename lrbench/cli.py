@@ -263,9 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list tasks, strategies, optimizers and schedules")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser(
-        "train", help="train one trial of a task (default: its own learning rate and schedule)"
-    )
+    p = sub.add_parser("train", help="train one trial of a task at one learning rate")
     p.add_argument("task", help="task name (see `lrbench list`)")
     p.add_argument(
         "--lr",
