@@ -16,7 +16,7 @@ from lrbench.cli import main
 from lrbench.engine import TrainConfig, train
 from lrbench.errors import ConfigError
 from lrbench.optimizers import Lookahead, build_optimizer
-from lrbench.schedules import build_schedule
+from lrbench.schedules import ScheduleSpec, build_schedule
 from lrbench.tasks import DataOptions, get_task
 from lrbench.tasks.augment import (
     AlternatingFlips,
@@ -244,6 +244,26 @@ def test_batch_norm_biases_get_their_own_rate_and_the_same_per_step_decay():
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     assert {id(p) for p in biases["params"]} == bn_biases
     assert opt.defaults["momentum"] == 0.85 and opt.defaults["nesterov"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ScheduleSpec("cyclic", {"base_lr": 0.1, "max_lr": 1.0}),
+        ScheduleSpec("one_cycle"),
+        ScheduleSpec("cosine"),
+    ],
+)
+def test_schedules_keep_the_bias_groups_ratio(spec):
+    opt = build_optimizer(
+        "nesterov", AirNet(4).parameters(), 1.0, weight_decay=1e-3, lookahead_k=5
+    )
+    built = build_schedule(spec, opt, lr=1.0, epochs=2, steps_per_epoch=5)
+    for _ in range(7):
+        opt.step()
+        built.after_step()
+        base, biases = (g["lr"] for g in opt.param_groups)
+        assert biases == pytest.approx(64 * base)
 
 
 def test_lookahead_is_idle_at_a_constant_rate_and_averages_as_the_rate_anneals():
