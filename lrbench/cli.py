@@ -88,13 +88,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     def show(r) -> None:
-        if bar is None:
-            return
-        bar.update(1)
-        bar.write(
+        line = (
             f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}  "
             f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
         )
+        if bar is None:  # --json: stdout is the JSON alone; progress still goes to stderr
+            print(line, file=sys.stderr, flush=True)
+            return
+        bar.update(1)
+        bar.write(line)
 
     result = train(task, config, device=device, data=data, progress=show, keep_best_state=True)
     if bar is not None:
@@ -288,13 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lr",
         type=float,
-        required=True,
-        help="learning rate (the peak for cyclic/one-cycle schedules)",
+        help="learning rate, the peak for cyclic/one-cycle schedules (default: the task's)",
     )
     p.add_argument("--epochs", type=int, help="epochs (default: the task's)")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")
     p.add_argument(
-        "--schedule", nargs="+", metavar="NAME [KEY=VALUE ...]", help="lr schedule and its options"
+        "--schedule",
+        nargs="+",
+        metavar="NAME [KEY=VALUE ...]",
+        help="lr schedule and its options (default: the task's)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -121,8 +121,8 @@ def _cyclic(opt, ctx, o, mode=None):
     mode = o.pop("mode", mode or "triangular")
     return lr_scheduler.CyclicLR(
         opt,
-        base_lr=o.pop("base_lr", ctx.lr / 4),
-        max_lr=o.pop("max_lr", ctx.lr),
+        base_lr=_per_group(opt, o.pop("base_lr", ctx.lr / 4)),
+        max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
         step_size_up=step_up,
         mode=mode,
         gamma=o.pop("gamma", 1.0),
@@ -139,7 +139,7 @@ def _one_cycle(opt, ctx, o):
     # shows. One extra step makes the trial end exactly on the final point.
     return lr_scheduler.OneCycleLR(
         opt,
-        max_lr=o.pop("max_lr", ctx.lr),
+        max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
         total_steps=o.pop("total_steps", ctx.total_steps + 1),
         cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt),
         **_rest(o),
@@ -243,3 +243,14 @@ def replay_schedule(
                 built.after_epoch()
     rates.append(float(opt.param_groups[0]["lr"]))
     return rates
+
+
+def _per_group(opt: torch.optim.Optimizer, rate: float) -> float | list[float]:
+    """A rate given for the optimizer's first parameter group, as one rate per group that
+    keeps the groups' ratios (a model's per-parameter `lr_scale`, see `lrbench.optimizers`):
+    the schedules that take absolute rates (CyclicLR, OneCycleLR) would otherwise give every
+    group the same one."""
+    groups = opt.param_groups
+    if len(groups) == 1 or isinstance(rate, (list, tuple)):
+        return rate
+    return [rate * g["lr"] / groups[0]["lr"] for g in groups]

@@ -329,7 +329,7 @@ def test_budget_cut_epoch_does_not_step_the_epoch_schedule(digits):
 
 
 def test_train_config_for_task_defaults_and_overrides():
-    cifar = get_task("cifar10", width=8)
+    cifar = get_task("cifar10", arch="resnet9", width=8)
     cfg = TrainConfig.for_task(cifar)
     assert (cfg.lr, cfg.optimizer, cfg.epochs) == (0.4, "nesterov", 10)
     assert cfg.optimizer_kwargs == {"weight_decay": 5e-4}

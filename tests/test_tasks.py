@@ -82,7 +82,7 @@ def test_unknown_task_and_unknown_option_are_config_errors():
 def test_batch_size_option_overrides_the_class_default_per_instance():
     small = get_task("cifar10", batch_size=64)
     assert small.batch_size == 64
-    assert get_task("cifar10").batch_size == 512
+    assert get_task("cifar10").batch_size == 1024
 
 
 def test_is_better_follows_the_direction():
@@ -288,19 +288,4 @@ def test_cifar10_small_net_trains_on_real_images(cifar10_root):
     assert result.history[0].train_loss < 3.0
 
 
-def test_cifar10_augmentation_flips_and_translates_real_images(cifar10_root):
-    from lrbench.tasks.cifar10 import flip_translate
-
-    task = get_task("cifar10", width=8, batch_size=64)
-    x = task.prepare(CPU, DataOptions(str(cifar10_root))).train.x[:64]
-    g = torch.Generator().manual_seed(0)
-    out = flip_translate(x, 2, g)
-    assert out.shape == x.shape
-    unchanged = [torch.equal(out[i], x[i]) for i in range(len(x))]
-    assert not all(unchanged)
-    # Every output image is its input, possibly flipped, shifted by at most 2 pixels: the centre
-    # 28x28 of the output appears inside the (padded, possibly flipped) input.
-    g = torch.Generator().manual_seed(1)
-    out = flip_translate(x[:8], 0, g)  # no translation: only flips
-    for i in range(8):
-        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(2))
+# Augmentation, test-time augmentation and the recipe's parts: tests/test_cifar10.py.
