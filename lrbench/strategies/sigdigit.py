@@ -27,6 +27,7 @@ class SigDigitOptions(SamplerOptions):
 @register
 class SigDigitStrategy(SamplerStrategy):
     name = "sigdigit"
+    group = "search"
     description = "significant-digit search (k kept, D digits) then exploit the kept rates"
     Options = SigDigitOptions
 

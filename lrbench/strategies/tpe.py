@@ -19,6 +19,7 @@ class TPEOptions(SamplerOptions):
 @register
 class TPEStrategy(SamplerStrategy):
     name = "tpe"
+    group = "search"
     description = "optuna TPESampler (Bayesian), log scale"
     Options = TPEOptions
 
