@@ -110,9 +110,10 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     assert list(sections) == ["tasks", "strategies", "optimizers", "schedules"]
     assert sections["tasks"] == ["fmnist_vae", "cifar10", "digits", "functions"] == list(TASKS)
     # Strategies are listed by group, every one once.
-    assert list(groups)[:3] == ["search", "heuristic", "baseline"]
+    assert list(groups) == ["search", "heuristic", "baseline", "self-tuning"]
     assert sorted(sections["strategies"]) == sorted(STRATEGIES)
     assert {"tpe", "grid"} <= set(groups["search"]) and "fixed" in groups["baseline"]
+    assert groups["self-tuning"] == ["dadapt", "prodigy", "prodigy+cosine", "schedulefree"]
     assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 13
     assert "prodigyopt.Prodigy" in out and "schedulefree.AdamWScheduleFree" in out
     assert sections["schedules"] == list(SCHEDULES)

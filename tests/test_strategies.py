@@ -60,6 +60,10 @@ def test_the_registry_has_every_strategy_of_the_design():
         "tpe+median",
         "tpe+hyperband",
         "random+hyperband",
+        "schedulefree",
+        "prodigy",
+        "prodigy+cosine",
+        "dadapt",
     }
     assert all(STRATEGIES[name].strip() for name in STRATEGIES)
 

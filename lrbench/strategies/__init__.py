@@ -14,10 +14,13 @@ from lrbench.strategies import (  # noqa: F401
     baselines,
     clr,
     cosine,
+    dadapt,
     grid,
     one_cycle,
+    prodigy,
     random_search,
     range_test,
+    schedulefree,
     sigdigit,
     tpe,
 )
