@@ -112,8 +112,8 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     # Strategies are listed by group, every one once.
     assert list(groups) == ["search", "heuristic", "baseline", "self-tuning"]
     assert sorted(sections["strategies"]) == sorted(STRATEGIES)
-    assert {"tpe", "grid"} <= set(groups["search"]) and "fixed" in groups["baseline"]
     assert groups["self-tuning"] == ["dadapt", "prodigy", "prodigy+cosine", "schedulefree"]
+    assert {"qmc", "gp", "tpe", "grid"} <= set(groups["search"])
     assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 13
     assert "prodigyopt.Prodigy" in out and "schedulefree.AdamWScheduleFree" in out
     assert sections["schedules"] == list(SCHEDULES)

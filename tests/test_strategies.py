@@ -60,6 +60,10 @@ def test_the_registry_has_every_strategy_of_the_design():
         "tpe+median",
         "tpe+hyperband",
         "random+hyperband",
+        "qmc",
+        "qmc+hyperband",
+        "gp",
+        "gp+median",
         "schedulefree",
         "prodigy",
         "prodigy+cosine",
@@ -100,7 +104,9 @@ def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_na
     assert len(study.get_trials(deepcopy=False)) == len(trials)
 
 
-@pytest.mark.parametrize("name", ["tpe+median", "tpe+hyperband", "random+hyperband"])
+@pytest.mark.parametrize(
+    "name", ["tpe+median", "tpe+hyperband", "random+hyperband", "qmc+hyperband", "gp+median"]
+)
 def test_pruned_variants_prune_and_record_it(name):
     ctx = make_ctx("digits", budget=40)
     ctx.epochs_per_trial = 4
