@@ -134,6 +134,8 @@ def test_the_registry_lists_a_group_for_every_strategy():
     assert STRATEGY_GROUPS["fixed"] == "baseline" and STRATEGY_GROUPS["clr"] == "heuristic"
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:The balance properties of Sobol")
 def test_qmc_trials_are_the_scrambled_sobol_points_of_the_run_seed():
     ctx = make_ctx("digits", seed=5, budget=8)
     get_strategy("qmc").run(ctx)
