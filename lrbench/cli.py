@@ -35,7 +35,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from lrbench.optimizers import OPTIMIZERS
     from lrbench.schedules import SCHEDULES
-    from lrbench.strategies import STRATEGIES
+    from lrbench.strategies import STRATEGIES, strategies_by_group
     from lrbench.tasks import TASKS
 
     print("tasks:")
@@ -43,18 +43,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         target = "set by the suite" if cls.default_target is None else cls.default_target
         print(f"  {name:14s} {cls.description} ({cls.direction} {cls.metric}, target {target})")
     print("strategies:")
-    for name, doc in STRATEGIES.items():
-        print(f"  {name:14s} {doc}")
-    if not STRATEGIES:
-        print("  (none yet)")
+    for group, names in strategies_by_group().items():
+        print(f"  [{group}]")
+        for name in names:
+            print(f"  {name:18s} {STRATEGIES[name]}")
     print("optimizers:")
     for name, (cls, defaults) in OPTIMIZERS.items():
         extra = ", ".join(f"{k}={v}" for k, v in defaults.items())
-        print(f"  {name:14s} torch.optim.{cls.__name__}{f' ({extra})' if extra else ''}")
+        print(f"  {name:18s} {_qualified(cls)}{f' ({extra})' if extra else ''}")
     print("schedules:")
     for name, doc in SCHEDULES.items():
         print(f"  {name:22s} {doc}")
     return 0
+
+
+def _qualified(cls: type) -> str:
+    """`torch.optim.SGD`, `prodigyopt.Prodigy`: the class under its package's public name."""
+    module = cls.__module__
+    package = "torch.optim" if module.startswith("torch.optim") else module.split(".")[0]
+    return f"{package}.{cls.__name__}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:

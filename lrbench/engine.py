@@ -7,14 +7,18 @@ once per epoch. Evaluation is timed apart from training because it is not traini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from lrbench.data import TensorSplit
 from lrbench.errors import ConfigError
@@ -135,6 +139,55 @@ class TrainResult:
 EpochCallback = Callable[[EpochRecord], bool | None]
 
 
+class EvaluationWeights:
+    """Which weights the engine evaluates and keeps as the best state: by default, the trained
+    ones as they are (this class does nothing).
+
+    The engine enters the object (`with weights:`) around every evaluation, with the model in
+    evaluation mode and the optimizer in its evaluation mode (see `optimizer_has_modes`), and
+    keeps the best state while inside, so the kept state is the evaluated one. A subclass swaps
+    other weights in on `__enter__` and the trained ones back on `__exit__`, e.g. an exponential
+    moving average of the weights, updated in `after_step`, which the engine calls after every
+    optimizer step. `recalibrate_bn = True` says the evaluated weights differ from the trained
+    ones, so batch-norm running statistics are recomputed with them before evaluating.
+    """
+
+    recalibrate_bn: bool = False
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (e.g. to update an average of the weights)."""
+
+    def __enter__(self) -> EvaluationWeights:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# Builds a trial's evaluation weights from its model and optimizer.
+EvaluationWeightsFactory = Callable[[nn.Module, torch.optim.Optimizer], EvaluationWeights]
+
+
+def optimizer_has_modes(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer must be told train / eval, as the model is (e.g. Schedule-Free's,
+    whose evaluation weights are an average of its iterates): duck-typed, callable `train` and
+    `eval` methods."""
+    return callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
+
+
+def set_training(model: nn.Module, optimizer: torch.optim.Optimizer, training: bool) -> None:
+    """Switch the model and, if it has modes, the optimizer to training or evaluation."""
+    model.train(training)
+    if optimizer_has_modes(optimizer):
+        optimizer.train() if training else optimizer.eval()
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """How `train` runs a configuration, apart from the configuration itself.
@@ -144,6 +197,13 @@ class TrainOptions:
     from given weights instead of a fresh initialisation (the significant-digit exploit phase
     continues from the weights the previous rate ended with); `keep_best_state` returns the best
     weights, `keep_final_state` the weights at the end of training.
+
+    `evaluation_weights(model, optimizer)` builds the `EvaluationWeights` evaluated instead of
+    the trained ones (default: the task's `evaluation_weights`, else the trained weights).
+    `recalibrate_bn` forces (True) or forbids (False) recomputing batch-norm statistics before
+    every evaluation; None (the default) recomputes them when the evaluated weights differ from
+    the trained ones: an optimizer with modes, or evaluation weights that ask for it. Only
+    models with batch-norm layers are ever recalibrated.
     """
 
     callback: EpochCallback | None = None
@@ -153,6 +213,8 @@ class TrainOptions:
     initial_state: dict[str, torch.Tensor] | None = None
     keep_best_state: bool = False
     keep_final_state: bool = False
+    evaluation_weights: EvaluationWeightsFactory | None = None
+    recalibrate_bn: bool | None = None
 
 
 def train(
@@ -212,6 +274,11 @@ class _Trainer:
         )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.autocast = task.autocast(device)
+        self.weights = self.evaluation_weights()
+        self.after_step = getattr(self.weights, "after_step", None)
+        self.recalibrate = self.needs_recalibration()
+        # Recalibration batches have their own stream, so training sees the same data order.
+        self.bn_generator = torch.Generator(device=device).manual_seed(config.seed + 2**31)
         self.history: list[EpochRecord] = []
         self.best_val: float | None = None
         self.best_epoch: int | None = None
@@ -221,11 +288,46 @@ class _Trainer:
         self.train_seconds = self.eval_seconds = 0.0
         self.first_loss: torch.Tensor | None = None
 
-    def evaluate(self, split: TensorSplit) -> float:
-        """The task's metric on `split`, the model in evaluation mode, no gradients."""
-        self.model.eval()
+    def evaluation_weights(self) -> EvaluationWeights:
+        factory = self.options.evaluation_weights or self.task.evaluation_weights
+        weights = factory(self.model, self.optimizer)
+        return EvaluationWeights() if weights is None else weights
+
+    def needs_recalibration(self) -> bool:
+        if not has_batch_norm(self.model):
+            return False
+        if self.options.recalibrate_bn is not None:
+            return self.options.recalibrate_bn
+        return optimizer_has_modes(self.optimizer) or bool(
+            getattr(self.weights, "recalibrate_bn", False)
+        )
+
+    @contextlib.contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """The evaluated weights in place: the model and optimizer in evaluation mode, other
+        weights swapped in, batch-norm statistics recomputed with them when they need it."""
+        set_training(self.model, self.optimizer, False)
+        with self.weights:
+            if self.recalibrate:
+                self.recalibrate_bn()
+            yield
+
+    def recalibrate_bn(self) -> None:
+        """Batch-norm running statistics recomputed from scratch with the current weights, over
+        the task's recalibration batches (`torch.optim.swa_utils.update_bn`)."""
+        batches = self.task.recalibration_batches(self.data, self.bn_generator)
+        with torch.no_grad(), self.autocast:
+            update_bn(batches, self.model)
+
+    def measure(self, split: TensorSplit) -> float:
+        """The task's metric on `split` with the model as it is, no gradients."""
         with torch.no_grad(), self.autocast:
             return float(self.task.evaluate(self.model, split))
+
+    def evaluate(self, split: TensorSplit) -> float:
+        """The task's metric on `split` with the evaluated weights (see `evaluation`)."""
+        with self.evaluation():
+            return self.measure(split)
 
     def evaluate_extras(self) -> dict[str, float]:
         """The task's extra validation metrics (one read-back for all of them)."""
@@ -245,8 +347,11 @@ class _Trainer:
         final_state = _state_copy(self.model) if self.options.keep_final_state else None
         test = None
         if self.options.evaluate_test and self.best_state is not None:
+            # The best state holds the evaluated weights already: the optimizer is put in its
+            # evaluation mode before they are loaded, so switching modes cannot move them.
+            set_training(self.model, self.optimizer, False)
             self.model.load_state_dict(self.best_state)
-            test = self.evaluate(self.data.test)
+            test = self.measure(self.data.test)
         return dataclasses.replace(self.result(initial_val, test), final_state=final_state)
 
     def train_epoch(self, epoch: int) -> EpochRecord | None:
@@ -265,9 +370,12 @@ class _Trainer:
         t1 = time.perf_counter()
         val, extras = float("nan"), {}
         if not self.diverged:
-            val = self.evaluate(self.data.val)
-            self.diverged = not math.isfinite(val)
-            extras = {} if self.diverged else self.evaluate_extras()
+            with self.evaluation():
+                val = self.measure(self.data.val)
+                self.diverged = not math.isfinite(val)
+                if not self.diverged:
+                    extras = self.evaluate_extras()
+                    self.keep_if_best(epoch, val)
         ev = time.perf_counter() - t1
         self.eval_seconds += ev
         lr = self.optimizer.param_groups[0]["lr"]
@@ -277,7 +385,7 @@ class _Trainer:
     def run_steps(self) -> tuple[float, float, float, int]:
         """The epoch's optimizer steps: (mean loss, max loss, first step's loss, steps), read
         back once."""
-        self.model.train()
+        set_training(self.model, self.optimizer, True)
         zero = torch.zeros((), device=self.device)
         loss_sum, loss_max, n = zero.clone(), zero.clone(), 0
         max_steps = self.config.max_steps
@@ -290,6 +398,8 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.after_step is not None:
+                self.after_step()
             self.schedule.after_step()
             loss = loss.detach().float()
             if self.first_loss is None:
@@ -306,13 +416,14 @@ class _Trainer:
         ).tolist()  # one sync
         return mean_loss, max_loss, first, n
 
-    def after_epoch(self, record: EpochRecord) -> bool:
-        """The per-epoch hook: keep the best state, report, ask the callback; True ends training."""
-        if not self.diverged and (
-            self.best_val is None or self.task.is_better(record.val, self.best_val)
-        ):
-            self.best_val, self.best_epoch = record.val, record.epoch
+    def keep_if_best(self, epoch: int, val: float) -> None:
+        """Keep the evaluated weights if `val` is the best so far (called inside `evaluation`)."""
+        if self.best_val is None or self.task.is_better(val, self.best_val):
+            self.best_val, self.best_epoch = val, epoch
             self.best_state = _state_copy(self.model)
+
+    def after_epoch(self, record: EpochRecord) -> bool:
+        """The per-epoch hook: report, ask the callback; True ends training."""
         self.history.append(record)
         if self.options.progress is not None:
             self.options.progress(record)
@@ -401,14 +512,13 @@ def task_range_test(
     Batches come from the task's own on-device training stream, so the range test costs the
     same per step as training and is charged as training by the strategies.
     """
-    import itertools
-
     from lrbench.range_test import lr_range_test
 
     device = resolve_device(device)
     model, opt = _fresh_model_and_optimizer(
         task, TrainConfig.for_task(task, start_lr, optimizer=optimizer, seed=seed), device
     )
+    set_training(model, opt, True)
     generator = torch.Generator(device=device).manual_seed(seed)
     batches = itertools.chain.from_iterable(
         task.train_batches(data, generator) for _ in itertools.count()

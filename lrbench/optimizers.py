@@ -1,4 +1,11 @@
-"""Optimizers by name: thin aliases over `torch.optim`, so configs and the CLI can name them.
+"""Optimizers by name: thin aliases over `torch.optim` and the self-tuning optimizers'
+packages, so configs and the CLI can name them.
+
+The self-tuning ones: Schedule-Free AdamW / SGD (`schedulefree`), whose evaluation weights
+differ from the trained ones, so they must be told train / eval (the engine does, see
+`lrbench.engine.optimizer_has_modes`); Prodigy (`prodigyopt`) and D-Adaptation Adam / SGD
+(`dadaptation`), which estimate their step size themselves: their `lr` multiplies that
+estimate, and their authors recommend 1.
 
 Two additions a model can ask for without the training loop knowing:
 
@@ -19,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import dadaptation
+import prodigyopt
+import schedulefree
 import torch
 
 from lrbench.errors import ConfigError
@@ -33,7 +43,21 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adadelta": (torch.optim.Adadelta, {}),
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
+    "schedulefree_adamw": (schedulefree.AdamWScheduleFree, {}),
+    "schedulefree_sgd": (schedulefree.SGDScheduleFree, {}),
+    "prodigy": (prodigyopt.Prodigy, {}),
+    "dadapt_adam": (dadaptation.DAdaptAdam, {}),
+    "dadapt_sgd": (dadaptation.DAdaptSGD, {}),
 }
+
+# The optimizers whose steps are SGD's (the rest scale steps per coordinate, as Adam does).
+SGD_FAMILY = frozenset({"sgd", "momentum", "nesterov", "schedulefree_sgd", "dadapt_sgd"})
+
+
+def is_sgd_family(name: str) -> bool:
+    """Whether optimizer `name` takes SGD's steps; a self-tuning strategy picks its SGD variant
+    for such tasks and its Adam variant otherwise."""
+    return name in SGD_FAMILY
 
 
 def build_optimizer(

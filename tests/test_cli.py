@@ -17,6 +17,7 @@ import lrbench.data as data
 from lrbench.cli import main
 from lrbench.optimizers import OPTIMIZERS
 from lrbench.schedules import SCHEDULES
+from lrbench.strategies import STRATEGIES
 from lrbench.tasks import TASKS
 
 FASHION_FILES = [
@@ -95,15 +96,26 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     assert code == 0
     sections = {}
     current = None
+    groups: dict[str, list[str]] = {}
     for line in out.splitlines():
         if not line.startswith(" "):
             current = line.rstrip(":")
             sections[current] = []
+        elif line.strip().startswith("["):
+            group = groups[line.strip().strip("[]")] = []
         else:
             sections[current].append(line.split()[0])
+            if current == "strategies":
+                group.append(line.split()[0])
     assert list(sections) == ["tasks", "strategies", "optimizers", "schedules"]
     assert sections["tasks"] == ["fmnist_vae", "cifar10", "digits", "functions"] == list(TASKS)
-    assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 8
+    # Strategies are listed by group, every one once.
+    assert list(groups) == ["search", "heuristic", "baseline", "self-tuning"]
+    assert sorted(sections["strategies"]) == sorted(STRATEGIES)
+    assert groups["self-tuning"] == ["dadapt", "prodigy", "prodigy+cosine", "schedulefree"]
+    assert {"qmc", "gp", "tpe", "grid"} <= set(groups["search"])
+    assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 13
+    assert "prodigyopt.Prodigy" in out and "schedulefree.AdamWScheduleFree" in out
     assert sections["schedules"] == list(SCHEDULES)
     assert "one_cycle" in sections["schedules"] and "cosine_warm_restarts" in sections["schedules"]
     assert "torch.optim.SGD (momentum=0.9, nesterov=True)" in out

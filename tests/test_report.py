@@ -21,6 +21,7 @@ from lrbench.report.data import chosen_schedule
 from lrbench.report.figures import replayed_schedule
 from lrbench.report.formatting import fmt_p
 from lrbench.results import load_results, load_runs
+from lrbench.strategies import GROUPS, STRATEGY_GROUPS
 
 # The suite and its once-per-session run live in test_results.py (loaded by path so that this
 # works in any pytest import mode; the run itself is cached in the session's temp folder).
@@ -114,7 +115,7 @@ def test_strategies_table_one_row_per_strategy(report, storage):
     for task in ("digits", "functions"):
         section = _section(text, task)
         rows = _table_after(section, "### Strategies")
-        strategies = [r.split("|")[1].strip() for r in rows]
+        strategies = [r.split("|")[2].strip() for r in rows]
         assert sorted(strategies) == sorted(set(results[results.task == task].strategy))
         for r in rows:
             assert r.strip().endswith("| 3 |")  # seeds behind each row
@@ -125,19 +126,21 @@ def test_strategies_table_one_row_per_strategy(report, storage):
     assert "device: cpu" in text
 
 
-def test_strategies_sorted_by_median_epochs_to_target(report, storage):
+def test_strategies_by_group_then_by_median_epochs_to_target(report, storage):
     results = load_results(storage, "rtest")
     section = _section(report[0].read_text(), "digits")
     rows = _table_after(section, "### Strategies")
-    medians = []
+    by_group: dict[str, list[float]] = {}
     for r in rows:
-        strategy = r.split("|")[1].strip()
-        medians.append(
+        group, strategy = (c.strip() for c in r.split("|")[1:3])
+        assert group == STRATEGY_GROUPS[strategy]
+        by_group.setdefault(group, []).append(
             results[
                 (results.task == "digits") & (results.strategy == strategy)
             ].epochs_to_target.median()
         )
-    assert medians == sorted(medians)
+    assert list(by_group) == [g for g in GROUPS if g in by_group] == ["search", "heuristic"]
+    assert all(medians == sorted(medians) for medians in by_group.values())
 
 
 def test_summary_names_the_fewest_epochs_strategy(report, storage):

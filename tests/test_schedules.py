@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import math
 
+import dadaptation
+import prodigyopt
 import pytest
+import schedulefree
 import torch
 from torch import nn
 
+from lrbench.engine import set_training
 from lrbench.errors import ConfigError
 from lrbench.optimizers import OPTIMIZERS, build_optimizer
 from lrbench.schedules import SCHEDULES, ScheduleSpec, build_schedule
@@ -370,10 +374,15 @@ EXPECTED_OPTIMIZERS = {
     "adadelta": (torch.optim.Adadelta, {}),
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
+    "schedulefree_adamw": (schedulefree.AdamWScheduleFree, {}),
+    "schedulefree_sgd": (schedulefree.SGDScheduleFree, {}),
+    "prodigy": (prodigyopt.Prodigy, {}),
+    "dadapt_adam": (dadaptation.DAdaptAdam, {}),
+    "dadapt_sgd": (dadaptation.DAdaptSGD, {}),
 }
 
 
-def test_optimizer_registry_is_the_eight_names():
+def test_optimizer_registry_is_torchs_eight_and_the_self_tuning_five():
     assert set(OPTIMIZERS) == set(EXPECTED_OPTIMIZERS)
 
 
@@ -387,6 +396,7 @@ def test_every_optimizer_builds_and_takes_a_step(name):
     assert opt.param_groups[0]["lr"] == 0.05
     for k, v in defaults.items():
         assert opt.param_groups[0][k] == v
+    set_training(model, opt, True)  # Schedule-Free steps only in its train mode
     x = torch.randn(16, 4)
     before = [p.detach().clone() for p in model.parameters()]
     model(x).square().mean().backward()

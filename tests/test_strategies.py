@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from lrbench.cli import main
 from lrbench.engine import task_range_test
 from lrbench.errors import ConfigError
-from lrbench.strategies import STRATEGIES, RunContext, get_strategy
+from lrbench.strategies import STRATEGIES, STRATEGY_GROUPS, RunContext, get_strategy
 from lrbench.strategies.sigdigit import plateau_rule
 from lrbench.tasks import get_task
 
@@ -61,6 +61,14 @@ def test_the_registry_has_every_strategy_of_the_design():
         "tpe+median",
         "tpe+hyperband",
         "random+hyperband",
+        "qmc",
+        "qmc+hyperband",
+        "gp",
+        "gp+median",
+        "schedulefree",
+        "prodigy",
+        "prodigy+cosine",
+        "dadapt",
     }
     assert all(STRATEGIES[name].strip() for name in STRATEGIES)
 
@@ -90,22 +98,16 @@ def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_na
     spent = overhead + sum(t.user_attrs["steps"] for t in trials)
     assert spent <= ctx.budget_steps()
     assert ctx.spent_steps() == spent
-    if name in (
-        "grid",
-        "random",
-        "tpe",
-        "sigdigit",
-        "tpe+median",
-        "tpe+hyperband",
-        "random+hyperband",
-    ):
+    if STRATEGY_GROUPS[name] == "search":
         assert spent == ctx.budget_steps(), "a search spends its whole budget"
     # Resuming a finished run adds nothing.
     strategy.run(ctx)
     assert len(study.get_trials(deepcopy=False)) == len(trials)
 
 
-@pytest.mark.parametrize("name", ["tpe+median", "tpe+hyperband", "random+hyperband"])
+@pytest.mark.parametrize(
+    "name", ["tpe+median", "tpe+hyperband", "random+hyperband", "qmc+hyperband", "gp+median"]
+)
 def test_pruned_variants_prune_and_record_it(name):
     ctx = make_ctx("digits", budget=40)
     ctx.epochs_per_trial = 4

@@ -134,10 +134,29 @@ def _summary_table(
     return pd.DataFrame(rows)
 
 
+def by_group(summary: pd.DataFrame, results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The summary grouped as design.md's strategy table (search, heuristic, baseline,
+    self-tuning; the summary's order within a group), with each row's group, and the
+    optimizers its trials trained with (a self-tuning strategy brings its own)."""
+    from lrbench.strategies import GROUPS, STRATEGY_GROUPS
+
+    names = dict(zip(results["strategy"], results["strategy_name"]))
+    out = summary.assign(
+        group=[STRATEGY_GROUPS.get(names.get(s), "other") for s in summary["strategy"]]
+    )
+    used = trials.dropna(subset=["optimizer"]).groupby("strategy", sort=False)["optimizer"]
+    trained = {s: ", ".join(sorted(set(map(str, v)))) for s, v in used}
+    out["optimizer"] = [trained.get(s, o) for s, o in zip(out["strategy"], out["optimizer"])]
+    rank = {g: i for i, g in enumerate(GROUPS)}
+    order = out["group"].map(lambda g: rank.get(g, len(GROUPS)))
+    return out.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+
+
 def _strategies_table(summary: pd.DataFrame, metric: str, unit: str) -> pd.DataFrame:
     u = f" ({unit})" if unit else ""
     return pd.DataFrame(
         {
+            "group": summary["group"],
             "strategy": summary["strategy"],
             "optimizer": summary["optimizer"],
             "epochs to target, median [IQR]": [fmt_median_iqr(e) for e in summary["ett"]],
@@ -164,12 +183,14 @@ def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.Dat
     )
 
     doc.heading(3, "Strategies")
-    doc.table(_strategies_table(summary, info.metric, info.unit))
+    doc.table(_strategies_table(by_group(summary, results, trials), info.metric, info.unit))
     doc.para(
         f"Epochs to target in epochs; best val: the best validation {info.metric} measured within "
         "the budget; "
         f"test: the chosen configuration's test {info.metric}; success: runs that reached the target / runs. "
-        "Sorted by median epochs to target, then median best validation value."
+        "By group (search, heuristic, baseline, self-tuning: the last train one configuration "
+        "and search nothing); within a group by median epochs to target, then median best "
+        "validation value."
     )
 
     _reference_section(doc, info, data)

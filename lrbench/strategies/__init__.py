@@ -14,16 +14,28 @@ from lrbench.strategies import (  # noqa: F401
     baselines,
     clr,
     cosine,
+    dadapt,
+    gp,
     grid,
     one_cycle,
+    prodigy,
+    qmc,
     random_search,
     range_test,
+    schedulefree,
     sigdigit,
     tpe,
 )
-from lrbench.strategies.base import REGISTRY, RunContext, Strategy
+from lrbench.strategies.base import GROUPS, REGISTRY, RunContext, Strategy
 
 STRATEGIES: dict[str, str] = {name: desc for name, (_, _, desc) in REGISTRY.items()}
+# The group of every strategy (`GROUPS`): search, heuristic, baseline or self-tuning.
+STRATEGY_GROUPS: dict[str, str] = {name: cls.group for name, (cls, _, _) in REGISTRY.items()}
+
+
+def strategies_by_group() -> dict[str, list[str]]:
+    """Strategy names per group, groups in `GROUPS` order, names in registration order."""
+    return {g: [n for n, group in STRATEGY_GROUPS.items() if group == g] for g in GROUPS}
 
 
 def get_strategy(name: str, **options: Any) -> Strategy:
@@ -37,4 +49,13 @@ def get_strategy(name: str, **options: Any) -> Strategy:
     return cls(**{**preset, **options})
 
 
-__all__ = ["REGISTRY", "STRATEGIES", "RunContext", "Strategy", "get_strategy"]
+__all__ = [
+    "GROUPS",
+    "REGISTRY",
+    "STRATEGIES",
+    "STRATEGY_GROUPS",
+    "RunContext",
+    "Strategy",
+    "get_strategy",
+    "strategies_by_group",
+]

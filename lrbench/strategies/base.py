@@ -130,21 +130,25 @@ class RunContext:
         keep_best_state: bool = False,
         keep_final_state: bool = False,
         stop_rule: StopRule | None = None,
+        optimizer: str | None = None,
+        optimizer_kwargs: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Train one configuration inside `trial`, cut at the remaining budget, and record it.
 
         `prune` asks the study's pruner after every epoch; `stop_rule(vals)` sees the trial's
         validation values so far after every epoch and stops the trial when it returns True (the
-        exploit phase's patience rule).
+        exploit phase's patience rule). `optimizer` (with its `optimizer_kwargs`) replaces the
+        run's optimizer for this trial (the self-tuning strategies bring their own).
         """
         config = TrainConfig.for_task(
             self.task,
             lr,
             epochs=epochs or self.epochs_per_trial,
-            optimizer=self.optimizer,
+            optimizer=optimizer or self.optimizer,
             schedule=schedule,
             seed=self.seed,
             max_steps=self.remaining_steps(),
+            **(optimizer_kwargs or {}),
         )
         monitor = _TrialMonitor(self, trial, prune, stop_rule)
         options = TrainOptions(
@@ -259,6 +263,7 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    group: ClassVar[str]  # one of GROUPS
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
 
     def __init__(self, **options: Any) -> None:
@@ -286,10 +291,23 @@ class Strategy(ABC):
 REGISTRY: dict[str, tuple[type[Strategy], dict[str, Any], str]] = {}
 
 
+# The groups of design.md's strategy table, in the order lists and reports show them: does
+# searching for a rate (search), deriving it from a range test (heuristic) or taking a given one
+# (baseline) beat an optimizer that sets its own step size (self-tuning)?
+GROUPS = ("search", "heuristic", "baseline", "self-tuning")
+
+
+def _check_group(cls: type[Strategy]) -> None:
+    if getattr(cls, "group", None) not in GROUPS:
+        raise TypeError(f"strategy class {cls.__name__} needs a group, one of {GROUPS}")
+
+
 def register(cls: type[Strategy]) -> type[Strategy]:
+    _check_group(cls)
     REGISTRY[cls.name] = (cls, {}, cls.description)
     return cls
 
 
 def register_variant(name: str, cls: type[Strategy], description: str, **preset: Any) -> None:
+    _check_group(cls)
     REGISTRY[name] = (cls, preset, description)

@@ -28,6 +28,8 @@ class ExpOptions(GivenRateOptions):
 
 
 class _GivenRate(ScheduledStrategy):
+    group = "baseline"
+
     def rate(self, ctx: RunContext) -> float:
         lr = self.opts.lr
         return float(lr) if lr is not None else ctx.task.default_lr

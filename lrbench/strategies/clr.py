@@ -26,6 +26,7 @@ class CLROptions(RangeTestOptions):
 @register
 class CLRStrategy(ScheduledStrategy):
     name = "clr"
+    group = "heuristic"
     description = "range test -> base_lr, max_lr -> CyclicLR (triangular, triangular2, exp_range)"
     Options = CLROptions
 

@@ -27,6 +27,7 @@ class SGDROptions(CosineOptions):
 @register
 class CosineStrategy(ScheduledStrategy):
     name = "cosine"
+    group = "heuristic"
     description = "CosineAnnealingLR over the trial; peak from a range test (rule) or given (lr)"
     Options = CosineOptions
 
@@ -39,6 +40,7 @@ class CosineStrategy(ScheduledStrategy):
 @register
 class SGDRStrategy(ScheduledStrategy):
     name = "sgdr"
+    group = "heuristic"
     description = (
         "CosineAnnealingWarmRestarts (T_0 epochs, x T_mult); peak from a range test or given"
     )

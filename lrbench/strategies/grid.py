@@ -22,6 +22,7 @@ class GridOptions(SamplerOptions):
 @register
 class GridStrategy(SamplerStrategy):
     name = "grid"
+    group = "search"
     description = "optuna GridSampler over n log-spaced rates in [low, high]"
     Options = GridOptions
 

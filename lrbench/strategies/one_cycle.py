@@ -20,6 +20,7 @@ class OneCycleOptions(RangeTestOptions):
 @register
 class OneCycleStrategy(ScheduledStrategy):
     name = "one_cycle"
+    group = "heuristic"
     description = "range test -> max_lr -> OneCycleLR over the trial"
     Options = OneCycleOptions
 

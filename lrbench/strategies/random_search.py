@@ -11,6 +11,7 @@ from lrbench.strategies.search import SamplerStrategy
 @register
 class RandomStrategy(SamplerStrategy):
     name = "random"
+    group = "search"
     description = "optuna RandomSampler, log-uniform in [low, high]"
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:

@@ -18,6 +18,7 @@ class RangeTestStrategyOptions(RangeTestOptions):
 @register
 class RangeTestStrategy(ScheduledStrategy):
     name = "range_test"
+    group = "heuristic"
     description = (
         "LR range test -> one suggestion rule (valley by default) -> training at that fixed rate"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from optuna.trial import TrialState
 
@@ -63,4 +64,10 @@ class ScheduledStrategy(Strategy):
         lr, schedule = self.configure(ctx)
         if ctx.remaining_steps() <= 0:
             return  # the range test spent the whole budget
-        ctx.run_fixed_trial(float(f"{lr:.6g}"), schedule=schedule, phase="train")
+        ctx.run_fixed_trial(
+            float(f"{lr:.6g}"), schedule=schedule, phase="train", **self.trial_options(ctx)
+        )
+
+    def trial_options(self, ctx: RunContext) -> dict[str, Any]:
+        """Further `RunContext.train_trial` keywords (a self-tuning strategy's own optimizer)."""
+        return {}

@@ -62,6 +62,7 @@ def plateau_rule(patience: int, is_better) -> StopRule:
 @register
 class SigDigitStrategy(SamplerStrategy):
     name = "sigdigit"
+    group = "search"
     description = "significant-digit search (k kept, D digits) then the seed's exploit phase"
     Options = SigDigitOptions
 

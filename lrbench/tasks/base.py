@@ -9,6 +9,7 @@ functions of `(model, batch)` so a later population engine can call them through
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Task(ABC):
     default_schedule: ClassVar[ScheduleSpec] = ScheduleSpec()
     # A step loss above this multiple of the first step's loss counts as divergence.
     diverge_factor: ClassVar[float] = 10.0
+    # Training batches over which batch-norm statistics are recomputed when the evaluated
+    # weights differ from the trained ones (50, as Schedule-Free's README does; at most an epoch).
+    recalibration_steps: ClassVar[int] = 50
     option_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
@@ -105,6 +109,12 @@ class Task(ABC):
         """One epoch of training batches: slices of an on-device permutation."""
         return shuffled_batches(data.train, self.batch_size, generator)
 
+    def recalibration_batches(self, data: TaskData, generator: torch.Generator) -> Iterator[Any]:
+        """Batches for recomputing batch-norm statistics (`torch.optim.swa_utils.update_bn`:
+        the model is called on a batch's first element, or on the batch if it is a tensor).
+        Forward passes only, timed as evaluation: no optimizer step, so nothing is charged."""
+        return itertools.islice(self.train_batches(data, generator), self.recalibration_steps)
+
     def steps_per_epoch_for(self, train: TensorSplit) -> int:
         return steps_per_epoch(len(train), self.batch_size)
 
@@ -120,6 +130,13 @@ class Task(ABC):
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """The mixed-precision context for forward passes; full precision by default."""
         return contextlib.nullcontext()
+
+    def evaluation_weights(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer
+    ) -> contextlib.AbstractContextManager | None:
+        """The weights evaluated instead of the trained ones (an `lrbench.engine.EvaluationWeights`,
+        e.g. an average of the weights the task's recipe calls for); None: the trained ones."""
+        return None
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
