@@ -95,9 +95,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     def show(r) -> None:
+        extras = "".join(f"  {k} {_fmt(v)}" for k, v in r.extras.items())
         line = (
-            f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}  "
-            f"lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
+            f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}"
+            f"{extras}  lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
         )
         if bar is None:  # --json: stdout is the JSON alone; progress still goes to stderr
             print(line, file=sys.stderr, flush=True)
