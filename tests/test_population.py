@@ -1,0 +1,185 @@
+"""The population engine: each member trains exactly as a lone trial of its configuration.
+
+On a CPU with one thread the stacked products sum in the same order as a lone model's, so a
+member's history, best and test values equal a single run's bit for bit; with more threads they
+agree to float rounding (TOL).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lrbench.engine import TrainConfig, TrainOptions, train
+from lrbench.population import train_population
+from lrbench.schedules import ScheduleSpec
+from lrbench.tasks import DataOptions, get_task
+
+TOL = 1e-5  # relative, for several threads
+TIMING = ("seconds", "eval_seconds")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    task = get_task("digits", val_size=200)
+    return task, task.prepare(torch.device("cpu"), DataOptions(train_subset=320))
+
+
+@pytest.fixture(scope="module")
+def vae():
+    task = get_task("fmnist_vae", val_size=200, iwae_k=0)
+    return task, task.prepare(torch.device("cpu"), DataOptions(train_subset=192))
+
+
+def _stored(result) -> dict:
+    """What a trial stores, timing excluded (NaN as a string, so that equal NaNs compare equal)."""
+    d = result.to_dict()
+    for key in TIMING:
+        d.pop(key)
+    for h in d["history"]:
+        for key in TIMING:
+            h.pop(key)
+    return _nan_as_str(d)
+
+
+def _nan_as_str(v):
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    if isinstance(v, dict):
+        return {k: _nan_as_str(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_nan_as_str(x) for x in v]
+    return v
+
+
+def _same_as_single(task, data, configs, **options):
+    singles = [train(task, c, data=data, **options) for c in configs]
+    members = train_population(task, configs, data=data, options=TrainOptions(**options))
+    for s, m in zip(singles, members):
+        assert _stored(m) == _stored(s)
+    return members
+
+
+@pytest.mark.parametrize(
+    "optimizer", ["adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta"]
+)
+def test_member_equals_single_run_for_every_optimizer(digits, optimizer):
+    task, data = digits
+    lrs = [0.05, 0.01, 0.002]
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=2, optimizer=optimizer, seed=s)
+        for s, lr in enumerate(lrs)
+    ]
+    _same_as_single(task, data, configs, evaluate_initial=True)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ["cyclic", "step_size_epochs=1"],
+        ["step", "step_size=1", "gamma=0.5"],
+        ["exponential", "gamma=0.7"],
+        ["one_cycle"],
+    ],
+)
+def test_member_equals_single_run_with_schedules(digits, schedule):
+    task, data = digits
+    spec = ScheduleSpec.parse(schedule)
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=3, optimizer="momentum", schedule=spec, seed=s)
+        for s, lr in ((0, 0.1), (3, 0.03))
+    ]
+    members = _same_as_single(task, data, configs)
+    assert members[0].history[0].lr != members[0].history[1].lr
+
+
+def test_vae_members_equal_single_runs_noise_included(vae):
+    task, data = vae
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=2, seed=s) for s, lr in ((0, 1e-3), (1, 3e-4))
+    ]
+    members = _same_as_single(task, data, configs, keep_best_state=True)
+    assert set(members[0].best_state) == set(task.build_model().state_dict())
+
+
+def test_functions_members_equal_single_runs():
+    task = get_task("functions")
+    data = task.prepare(torch.device("cpu"))
+    configs = [TrainConfig.for_task(task, lr, epochs=3) for lr in (0.001, 0.01, 0.04)]
+    _same_as_single(task, data, configs)
+
+
+def test_several_threads_agree_within_tolerance(digits):
+    task, data = digits
+    torch.set_num_threads(2)
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=2, seed=s) for s, lr in ((0, 0.01), (1, 0.03))
+    ]
+    singles = [train(task, c, data=data) for c in configs]
+    members = train_population(task, configs, data=data)
+    for s, m in zip(singles, members):
+        for a, b in zip(s.history, m.history):
+            assert math.isclose(a.train_loss, b.train_loss, rel_tol=TOL)
+            assert math.isclose(a.val, b.val, rel_tol=TOL)
+
+
+def test_a_diverging_member_is_frozen_and_does_not_disturb_the_others(digits):
+    task, data = digits
+    configs = [TrainConfig.for_task(task, lr, epochs=3, seed=0) for lr in (0.01, 1e4, 0.003)]
+    singles = [train(task, c, data=data) for c in (configs[0], configs[2])]
+    members = train_population(task, configs, data=data)
+    assert members[1].diverged and len(members[1].history) == 1
+    assert math.isnan(members[1].history[0].val)
+    assert members[1].steps == data.steps_per_epoch
+    for s, m in zip(singles, (members[0], members[2])):
+        assert _stored(m) == _stored(s)
+
+
+def test_a_stopped_member_stops_costing_steps(digits):
+    task, data = digits
+    configs = [TrainConfig.for_task(task, lr, epochs=4, seed=0) for lr in (0.01, 0.02)]
+    stop_first = TrainOptions(callback=lambda r: r.epoch >= 2)
+    members = train_population(task, configs, data=data, options=[stop_first, TrainOptions()])
+    spe = data.steps_per_epoch
+    assert members[0].stopped and members[0].steps == 2 * spe and len(members[0].history) == 2
+    assert not members[1].stopped and members[1].steps == 4 * spe
+    assert _stored(members[1]) == _stored(train(task, configs[1], data=data))
+
+
+def test_budget_cut_mid_epoch_matches_single_run(digits):
+    task, data = digits
+    spe = data.steps_per_epoch
+    configs = [
+        TrainConfig.for_task(task, 0.01, epochs=3, seed=0, max_steps=spe + 2),
+        TrainConfig.for_task(task, 0.02, epochs=3, seed=1),
+        TrainConfig.for_task(task, 0.02, epochs=3, seed=2, max_steps=2 * spe),
+    ]
+    members = _same_as_single(task, data, configs)
+    assert members[0].cut and members[0].steps == spe + 2
+    assert members[2].cut and members[2].steps == 2 * spe
+    assert not members[1].cut
+
+
+def test_members_of_different_lengths(digits):
+    task, data = digits
+    configs = [TrainConfig.for_task(task, 0.01, epochs=e, seed=e) for e in (1, 3, 2)]
+    members = _same_as_single(task, data, configs)
+    assert [len(m.history) for m in members] == [1, 3, 2]
+
+
+def test_task_without_population_support_is_refused():
+    from lrbench.errors import ConfigError
+
+    task = get_task("cifar10")
+    with pytest.raises(ConfigError, match="population"):
+        train_population(task, [TrainConfig.for_task(task, 0.1)], data=object())
