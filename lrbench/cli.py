@@ -169,6 +169,16 @@ def cmd_range_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
@@ -188,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         worker_index=args.worker_index,
         num_workers=args.num_workers,
+        population=args.population,
     )
     print(
         f"stored in {url}; report: lrbench report {args.suite}"
@@ -338,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="this machine's share: runs K, K+N, ...",
+    )
+    p.add_argument(
+        "--population",
+        type=_positive_int,
+        metavar="K",
+        help="train up to K trials at once as one population where a strategy can batch them "
+        "(grid, random, ...); 1 disables; default: 1 on a CPU, 32 on a GPU",
     )
     p.set_defaults(func=cmd_run)
 

@@ -183,3 +183,119 @@ def test_task_without_population_support_is_refused():
     task = get_task("cifar10")
     with pytest.raises(ConfigError, match="population"):
         train_population(task, [TrainConfig.for_task(task, 0.1)], data=object())
+
+
+# -- strategies: K trials asked, trained as one population, told ----------------------------------
+def _run(strategy_name: str, population: int, budget: float, digits, **options):
+    import optuna
+
+    from lrbench.strategies import RunContext, get_strategy
+
+    task, data = digits
+    study = optuna.create_study(direction="maximize")
+    ctx = RunContext(
+        task,
+        data,
+        study,
+        seed=3,
+        budget_epochs=budget,
+        epochs_per_trial=2,
+        low=1e-3,
+        high=0.3,
+        population=population,
+    )
+    get_strategy(strategy_name, **options).run(ctx)
+    return ctx, study
+
+
+def _trials(study) -> list[dict]:
+    out = []
+    for t in study.get_trials():
+        attrs = {k: v for k, v in t.user_attrs.items() if k not in TIMING}
+        attrs["history"] = [
+            {k: v for k, v in h.items() if k not in TIMING} for h in attrs.get("history", [])
+        ]
+        out.append(
+            dict(n=t.number, state=t.state, params=t.params, value=t.value, attrs=attrs)
+            | {"reports": t.intermediate_values}
+        )
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["grid", "random"])
+def test_a_population_run_stores_the_same_trials_as_a_sequential_run(
+    digits, strategy, monkeypatch
+):
+    from lrbench.strategies import base
+
+    sizes = []
+    real = base.train_population
+    monkeypatch.setattr(
+        base,
+        "train_population",
+        lambda task, configs, **kw: sizes.append(len(configs)) or real(task, configs, **kw),
+    )
+    options = {"n": 5} if strategy == "grid" else {}
+    # 4.5 trials' worth of budget (some trials diverge early and leave more).
+    seq_ctx, sequential = _run(strategy, 1, 9, digits, **options)
+    assert sizes == []
+    pop_ctx, population = _run(strategy, 3, 9, digits, **options)
+    assert sizes[0] == 3  # then what the budget still holds
+    assert len(sequential.trials) == 5
+    assert _trials(population) == _trials(sequential)
+    assert pop_ctx.spent_steps() == seq_ctx.spent_steps() == pop_ctx.budget_steps()
+
+
+def test_a_grid_population_never_repeats_a_point(digits):
+    _, study = _run("grid", 8, 100, digits, n=3)
+    assert sorted(t.params["lr"] for t in study.trials) == sorted(
+        {t.params["lr"] for t in study.trials}
+    )
+    assert len(study.trials) == 3
+
+
+def test_population_size_falls_back_to_one_where_the_task_cannot():
+    import optuna
+
+    from lrbench.strategies import RunContext
+
+    task = get_task("cifar10")
+    ctx = RunContext(task, None, optuna.create_study(), population=8, epochs_per_trial=1)
+    assert ctx.population_size() == 1
+
+
+def test_run_population_flag_reaches_the_strategies(tmp_path):
+    """`lrbench run --population K` (CLI -> harness -> RunContext) stores what a sequential run
+    stores."""
+    from test_harness import trials_by_study, write_suite
+
+    from lrbench.cli import main
+
+    suite = write_suite(
+        tmp_path,
+        """
+        [suite]
+        name = "popgrid"
+        seeds = [0]
+        budget_epochs = 6
+
+        [tasks.digits]
+        epochs_per_trial = 2
+        options = { val_size = 200 }
+        low = 1e-3
+        high = 0.3
+
+        [[strategies]]
+        name = "grid"
+        n = 3
+        """,
+        "popgrid.toml",
+    )
+    urls = [f"sqlite:///{tmp_path / f'{k}.db'}" for k in (1, 3)]
+    for url, k in zip(urls, (1, 3)):
+        argv = ["run", str(suite), "--storage", url, "--device", "cpu", "--quiet"]
+        assert main([*argv, "--population", str(k)]) == 0
+    assert trials_by_study(urls[0]) == trials_by_study(urls[1])
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(suite), "--population", "0"])
+    assert exit_.value.code == 2
