@@ -7,6 +7,7 @@ agree to float rounding (TOL).
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -299,3 +300,14 @@ def test_run_population_flag_reaches_the_strategies(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(suite), "--population", "0"])
     assert exit_.value.code == 2
+
+
+def test_bench_population_prints_rates_and_ratios(capsys):
+    from lrbench.cli import main
+
+    argv = ["bench", "--population", "functions", "--device", "cpu", "--sizes", "1,4"]
+    assert main([*argv, "--epochs", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "trial-epochs/s" in out and "ratio" in out
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert [r["k"] for r in rows] == [1, 4] and all(r["ratio"] > 0 for r in rows)
