@@ -187,12 +187,12 @@ def test_task_without_population_support_is_refused():
 
 
 # -- strategies: K trials asked, trained as one population, told ----------------------------------
-def _run(strategy_name: str, population: int, budget: float, digits, **options):
+def _run(strategy_name: str, population: int, budget: float, task_data, **options):
     import optuna
 
     from lrbench.strategies import RunContext, get_strategy
 
-    task, data = digits
+    task, data = task_data
     study = optuna.create_study(direction="maximize")
     ctx = RunContext(
         task,
@@ -311,3 +311,29 @@ def test_bench_population_prints_rates_and_ratios(capsys):
     assert "trial-epochs/s" in out and "ratio" in out
     rows = json.loads(out.strip().splitlines()[-1])
     assert [r["k"] for r in rows] == [1, 4] and all(r["ratio"] > 0 for r in rows)
+
+
+def test_a_sigdigit_population_search_stores_the_same_trials_as_a_sequential_run(
+    digits, monkeypatch
+):
+    from lrbench.strategies import base
+
+    sizes = []
+    real = base.train_population
+
+    def spy(task, configs, **kw):
+        sizes.append(len(configs))
+        return real(task, configs, **kw)
+
+    monkeypatch.setattr(base, "train_population", spy)
+    options = dict(digits=2, k=1, decade=0.01, exploit=False)
+    _, sequential = _run("sigdigit", 1, 60, digits, **options)
+    _, population = _run("sigdigit", 4, 60, digits, **options)
+    assert max(sizes) == 4 and len(population.trials) == len(sequential.trials)
+    assert _trials(population) == _trials(sequential)
+
+
+def test_tpe_batches_with_a_constant_liar(digits):
+    _, study = _run("tpe", 3, 12, digits, n_startup_trials=2)
+    assert len(study.trials) == 6
+    assert len({t.params["lr"] for t in study.trials}) == 6

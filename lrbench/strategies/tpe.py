@@ -26,6 +26,9 @@ class TPEStrategy(SamplerStrategy):
         return optuna.samplers.TPESampler(
             n_startup_trials=self.opts.n_startup_trials,
             seed=self.trial_seed(ctx, n_finished),
+            # Trials asked together for a population see each other as running: the constant
+            # liar keeps TPE from proposing the same region K times.
+            constant_liar=ctx.population_size() > 1,
         )
 
 
