@@ -46,6 +46,7 @@ from lrbench.errors import ConfigError
 from lrbench.optimizers import build_optimizer
 from lrbench.population_member import Member
 from lrbench.stacked import keep_members, stack_models
+from lrbench.stacked_optim import StackedStep
 from lrbench.tasks.base import DataOptions, Task, TaskData
 
 
@@ -70,10 +71,15 @@ def train_population(
     data: TaskData | None = None,
     data_options: DataOptions | None = None,
     options: list[TrainOptions] | TrainOptions | None = None,
+    stacked_step: bool | None = None,
 ) -> list[TrainResult]:
     """Train `configs` as one population; return each member's result, in order.
 
-    `options` is one `TrainOptions` for every member or one per member.
+    `options` is one `TrainOptions` for every member or one per member. `stacked_step` updates
+    all members with one stacked optimizer step (`lrbench.stacked_optim`: Adam, AdamW, SGD;
+    equal to lone trials within float rounding) instead of each member's own torch optimizer
+    (bit-identical on one CPU thread); None chooses it on a GPU, where the arithmetic is not
+    bit-identical anyway and kernel launches are the cost.
     """
     if not task.population_ready:
         raise ConfigError(f"task {task.name!r} does not support population training")
@@ -85,7 +91,9 @@ def train_population(
         options = [options or TrainOptions()] * len(configs)
     if len(options) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(options)} options")
-    return _Population(task, configs, options, device, data).run()
+    if stacked_step is None:
+        stacked_step = device.type == "cuda"
+    return _Population(task, configs, options, device, data, stacked_step).run()
 
 
 @dataclass
@@ -109,6 +117,7 @@ class _Population:
         options: list[TrainOptions],
         device: torch.device,
         data: TaskData,
+        stacked_step: bool = False,
     ) -> None:
         self.task, self.device, self.data = task, device, data
         self.spe = data.steps_per_epoch
@@ -134,6 +143,10 @@ class _Population:
                 m.config.optimizer, m.params, m.config.lr, **m.config.optimizer_kwargs
             )
             m.build_schedule()
+        optimizers = [m.optimizer for m in self.members]
+        self.fast = StackedStep.build(optimizers) if stacked_step else None
+        for m in self.members:
+            m.stepped_together = self.fast is not None
         self.first_loss: torch.Tensor | None = None
 
     # -- the stacked parameters and the members' views of them ---------------------------------
@@ -155,6 +168,8 @@ class _Population:
             return
         keep = torch.tensor(survivors, device=self.device, dtype=torch.long)
         keep_members(self.stacked, keep)
+        if self.fast is not None:
+            self.fast.keep(keep)
         if self.first_loss is not None:
             self.first_loss = self.first_loss.index_select(0, keep)
         self.active = [self.active[k] for k in survivors]
@@ -216,9 +231,24 @@ class _Population:
         for p in self.stacked.parameters():
             p.grad.zero_()
         losses.sum().backward()
+        if self.fast is None:
+            for i in stepping:
+                self.active[i].step()
+            return losses
+        self._stacked_step(stepping)
         for i in stepping:
             self.active[i].step()
         return losses
+
+    def _stacked_step(self, stepping: list[int]) -> None:
+        """All members' update at once; members at their budget are put back as they were."""
+        params = list(self.stacked.parameters())
+        held = [i for i in range(len(self.active)) if i not in stepping]
+        saved = [p.detach()[held].clone() for p in params] if held else []
+        self.fast.step(params, [m.optimizer.param_groups[0] for m in self.active])
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p[held] = s
 
     def _read_back(self, loss_sum, loss_max, counts: list[int], seconds: float) -> _EpochStats:
         # Each member's mean as the single-trial engine divides it (0-d tensor by an int).

@@ -8,6 +8,7 @@ itself: the schedule steps, divergence, the best state, the callback (pruning) a
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -37,6 +38,7 @@ class Member:
         self.noise_generator = torch.Generator(device=device)
         self.noise_generator.set_state(noise_state)
         self.optimizer: torch.optim.Optimizer | None = None
+        self.stepped_together = False  # the population steps all members' parameters at once
         self.schedule: BuiltSchedule | None = None
         self.params: list[torch.Tensor] = []
         self.history: list[EpochRecord] = []
@@ -80,16 +82,34 @@ class Member:
         return False
 
     def step(self) -> None:
-        self.optimizer.step()
-        self.schedule.after_step()
+        """After the population's backward: the member's optimizer step (unless the population
+        stepped all members at once: `stepped_together`) and its per-batch schedule step."""
+        if not self.stepped_together:
+            self.optimizer.step()
+            self.schedule.after_step()
+        elif self.steps == 0:
+            self._quietly(self.schedule.after_step)
+        else:
+            self.schedule.after_step()
         self.steps += 1
+
+    @staticmethod
+    def _quietly(schedule_step) -> None:
+        """A schedule step of an optimizer that never steps itself (the population updates its
+        parameters), without torch's note that the optimizer has not stepped."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            schedule_step()
 
     # -- after an epoch ------------------------------------------------------------------------
     def end_epoch(self, mean_loss: float, max_loss: float, first: float, seconds: float) -> None:
         """The single-trial engine's end of an epoch: the per-epoch schedule step (none after a
         budget cut), then divergence from the epoch's losses."""
         if not self.cut:
-            self.schedule.after_epoch()
+            if self.stepped_together:
+                self._quietly(self.schedule.after_epoch)
+            else:
+                self.schedule.after_epoch()
         self.train_seconds += seconds
         self.diverged = not (math.isfinite(mean_loss) and math.isfinite(max_loss)) or (
             max_loss > self.task.diverge_factor * max(first, 1e-12)

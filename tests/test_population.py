@@ -337,3 +337,62 @@ def test_tpe_batches_with_a_constant_liar(digits):
     _, study = _run("tpe", 3, 12, digits, n_startup_trials=2)
     assert len(study.trials) == 6
     assert len({t.params["lr"] for t in study.trials}) == 6
+
+
+# -- the stacked optimizer step: faster, equal within float rounding -----------------------------
+FAST_TOL = 1e-3
+
+
+def _close_to_single(task, data, configs, tol=FAST_TOL):
+    singles = [train(task, c, data=data) for c in configs]
+    members = train_population(task, configs, data=data, stacked_step=True)
+    for s, m in zip(singles, members):
+        assert len(m.history) == len(s.history) and m.steps == s.steps
+        assert (m.diverged, m.cut, m.best_epoch) == (s.diverged, s.cut, s.best_epoch)
+        for a, b in zip(s.history, m.history):
+            assert math.isclose(a.train_loss, b.train_loss, rel_tol=tol)
+            assert math.isclose(a.val, b.val, rel_tol=tol, abs_tol=tol)
+            assert math.isclose(a.lr, b.lr, rel_tol=1e-12)
+    return members
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "momentum", "nesterov"])
+@pytest.mark.parametrize("schedule", [[], ["one_cycle"], ["step", "step_size=1", "gamma=0.5"]])
+def test_stacked_step_matches_single_runs_within_tolerance(digits, optimizer, schedule):
+    task, data = digits
+    spec = ScheduleSpec.parse(schedule)
+    lrs = (0.003, 0.01) if optimizer.startswith("adam") else (0.05, 0.2)
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=2, optimizer=optimizer, schedule=spec, seed=s)
+        for s, lr in enumerate(lrs)
+    ]
+    _close_to_single(task, data, configs)
+
+
+def test_stacked_step_with_a_budget_cut_and_weight_decay(digits):
+    task, data = digits
+    spe = data.steps_per_epoch
+    configs = [
+        TrainConfig.for_task(task, 0.01, epochs=2, seed=0, max_steps=spe + 1, weight_decay=0.01),
+        TrainConfig.for_task(task, 0.003, epochs=2, seed=1, weight_decay=0.01),
+    ]
+    members = _close_to_single(task, data, configs)
+    assert members[0].cut and members[0].steps == spe + 1
+
+
+def test_stacked_step_on_the_vae(vae):
+    task, data = vae
+    configs = [
+        TrainConfig.for_task(task, lr, epochs=2, seed=s) for s, lr in ((0, 1e-3), (1, 3e-4))
+    ]
+    _close_to_single(task, data, configs)
+
+
+def test_stacked_step_falls_back_for_other_optimizers(digits):
+    task, data = digits
+    configs = [
+        TrainConfig.for_task(task, 0.01, epochs=1, optimizer="rmsprop", seed=s) for s in (0, 1)
+    ]
+    singles = [train(task, c, data=data) for c in configs]
+    members = train_population(task, configs, data=data, stacked_step=True)
+    assert [_stored(m) for m in members] == [_stored(s) for s in singles]
