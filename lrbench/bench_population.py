@@ -2,7 +2,9 @@
 same trials trained one after another, in the same run.
 
 For each task and each K (1, 4, 16, 64, ... while memory allows) K configurations (distinct
-rates and seeds) train as one population; the baseline trains such configurations one at a
+rates and seeds) train as one population, once with each member's own torch optimizer
+(bit-identical to lone trials on one CPU thread) and once with the stacked optimizer step
+(`lrbench.stacked_optim`); the baseline trains such configurations one at a
 time with the single-trial engine. Rates are training epochs only (evaluation excluded), the
 first epoch of each side is a warm-up. On a GPU the table adds the achieved fraction of the
 device's peak float32 rate (from the model's multiply-adds per example, x 2 FLOPs, x 3 for the
@@ -32,13 +34,15 @@ def linear_macs_per_example(model: nn.Module) -> int:
     return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
 
 
-def _rates(task: Task, k: int, data, device: torch.device, epochs: int) -> tuple[float, float]:
+def _rates(
+    task: Task, k: int, data, device: torch.device, epochs: int, stacked_step: bool
+) -> tuple[float, float]:
     """(population trial-epochs/s, peak bytes) for a population of `k`."""
     lrs = [task.default_lr * (0.5 + i / max(1, k - 1)) for i in range(k)]
     configs = [TrainConfig.for_task(task, lr, epochs=epochs, seed=i) for i, lr in enumerate(lrs)]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    results = train_population(task, configs, device=device, data=data)
+    results = train_population(task, configs, device=device, data=data, stacked_step=stacked_step)
     members = [r for r in results if len(r.history) == epochs]  # survivors (none diverged)
     epoch_s = [sum(r.history[e].seconds for r in results) for e in range(1, epochs)]
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -67,9 +71,9 @@ def bench_task(
     flops_epoch = 6 * linear_macs_per_example(task.build_model()) * len(data.train)
     peak = _peak_flops(device)
     rows = []
-    for k in sizes:
+    for k, stacked in ((k, s) for k in sizes for s in (False, True)):
         try:
-            rate, mem = _rates(task, k, data, device, epochs)
+            rate, mem = _rates(task, k, data, device, epochs, stacked)
         except torch.OutOfMemoryError:
             rows.append({"task": task.name, "k": k, "note": "out of memory"})
             break
@@ -77,6 +81,7 @@ def bench_task(
             {
                 "task": task.name,
                 "k": k,
+                "step": "stacked" if stacked else "per-member",
                 "train_examples": len(data.train),
                 "population_trial_epochs_per_s": rate,
                 "sequential_trial_epochs_per_s": seq,
@@ -115,7 +120,9 @@ def _peak_flops(device: torch.device) -> float | None:
 
 
 def format_rows(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["task          K  trial-epochs/s  sequential  ratio  peak-FLOP  peak-MB"]
+    lines = [
+        "task          K  optimizer step  trial-epochs/s  sequential  ratio  peak-FLOP  peak-MB"
+    ]
     for r in rows:
         if r.get("note"):
             lines.append(f"{r['task']:11s} {r['k'] or '-':>3}  {r['note']}")
@@ -123,7 +130,7 @@ def format_rows(rows: list[dict[str, Any]]) -> list[str]:
         frac = "-" if r["flop_fraction"] is None else f"{100 * r['flop_fraction']:.1f}%"
         mem = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
         lines.append(
-            f"{r['task']:11s} {r['k']:>3}  {r['population_trial_epochs_per_s']:14.2f}  "
+            f"{r['task']:11s} {r['k']:>3}  {r['step']:>14s}  {r['population_trial_epochs_per_s']:14.2f}  "
             f"{r['sequential_trial_epochs_per_s']:10.2f}  {r['ratio']:5.2f}  {frac:>9}  {mem:>7}"
         )
     return lines

@@ -310,7 +310,7 @@ def test_bench_population_prints_rates_and_ratios(capsys):
     out = capsys.readouterr().out
     assert "trial-epochs/s" in out and "ratio" in out
     rows = json.loads(out.strip().splitlines()[-1])
-    assert [r["k"] for r in rows] == [1, 4] and all(r["ratio"] > 0 for r in rows)
+    assert [r["k"] for r in rows] == [1, 1, 4, 4] and all(r["ratio"] > 0 for r in rows)
 
 
 def test_a_sigdigit_population_search_stores_the_same_trials_as_a_sequential_run(
