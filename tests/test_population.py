@@ -187,7 +187,9 @@ def test_task_without_population_support_is_refused():
 
 
 # -- strategies: K trials asked, trained as one population, told ----------------------------------
-def _run(strategy_name: str, population: int, budget: float, task_data, **options):
+def _run(
+    strategy_name: str, population: int, budget: float, task_data, epochs: int = 2, **options
+):
     import optuna
 
     from lrbench.strategies import RunContext, get_strategy
@@ -200,7 +202,7 @@ def _run(strategy_name: str, population: int, budget: float, task_data, **option
         study,
         seed=3,
         budget_epochs=budget,
-        epochs_per_trial=2,
+        epochs_per_trial=epochs,
         low=1e-3,
         high=0.3,
         population=population,
@@ -396,3 +398,14 @@ def test_stacked_step_falls_back_for_other_optimizers(digits):
     singles = [train(task, c, data=data) for c in configs]
     members = train_population(task, configs, data=data, stacked_step=True)
     assert [_stored(m) for m in members] == [_stored(s) for s in singles]
+
+
+def test_pruned_members_of_a_population_are_charged_only_their_steps(digits):
+    from optuna.trial import TrialState
+
+    ctx, study = _run("random", 4, 60, digits, epochs=5, pruner="median")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "the median pruner pruned nothing"
+    for t in pruned:
+        assert t.user_attrs["pruned"] and t.user_attrs["steps"] < 5 * ctx.steps_per_epoch
+    assert ctx.spent_steps() == sum(t.user_attrs["steps"] for t in study.trials)
