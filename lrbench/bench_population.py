@@ -14,6 +14,7 @@ forward and backward passes) and the peak memory of the population.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -63,21 +64,22 @@ def _sequential_rate(task: Task, data, device: torch.device, epochs: int, trials
 
 def bench_task(
     task: Task, device: torch.device, data_options: DataOptions, epochs: int, sizes
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
+    """One row per population size and optimizer step, as each is measured."""
     if not task.population_ready:
-        return [{"task": task.name, "k": None, "note": "no population support"}]
+        yield {"task": task.name, "k": None, "note": "no population support"}
+        return
     data = task.prepare(device, data_options)
     seq = _sequential_rate(task, data, device, epochs, trials=2)
     flops_epoch = 6 * linear_macs_per_example(task.build_model()) * len(data.train)
     peak = _peak_flops(device)
-    rows = []
     for k, stacked in ((k, s) for k in sizes for s in (False, True)):
         try:
             rate, mem = _rates(task, k, data, device, epochs, stacked)
         except torch.OutOfMemoryError:
-            rows.append({"task": task.name, "k": k, "note": "out of memory"})
-            break
-        rows.append(
+            yield {"task": task.name, "k": k, "note": "out of memory"}
+            return
+        yield (
             {
                 "task": task.name,
                 "k": k,
@@ -90,7 +92,6 @@ def bench_task(
                 "peak_memory_mb": mem / 2**20 if mem else None,
             }
         )
-    return rows
 
 
 def run_population_bench(
@@ -102,14 +103,15 @@ def run_population_bench(
     data_root: str | None = None,
     task_options: dict[str, Any] | None = None,
     sizes: tuple[int, ...] | None = None,
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
+    """The rows of every task, as each is measured."""
     dev = resolve_device(device)
     sizes = sizes or (GPU_SIZES if dev.type == "cuda" else SIZES)
-    rows = []
     for name in tasks:
         task = get_task(name, **(task_options or {}).get(name, {}))
-        rows += bench_task(task, dev, DataOptions(data_root, train_subset), max(2, epochs), sizes)
-    return rows
+        yield from bench_task(
+            task, dev, DataOptions(data_root, train_subset), max(2, epochs), sizes
+        )
 
 
 def _peak_flops(device: torch.device) -> float | None:
@@ -119,18 +121,16 @@ def _peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_FP32.items() if k in name), None)
 
 
-def format_rows(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "task          K  optimizer step  trial-epochs/s  sequential  ratio  peak-FLOP  peak-MB"
-    ]
-    for r in rows:
-        if r.get("note"):
-            lines.append(f"{r['task']:11s} {r['k'] or '-':>3}  {r['note']}")
-            continue
-        frac = "-" if r["flop_fraction"] is None else f"{100 * r['flop_fraction']:.1f}%"
-        mem = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
-        lines.append(
-            f"{r['task']:11s} {r['k']:>3}  {r['step']:>14s}  {r['population_trial_epochs_per_s']:14.2f}  "
-            f"{r['sequential_trial_epochs_per_s']:10.2f}  {r['ratio']:5.2f}  {frac:>9}  {mem:>7}"
-        )
-    return lines
+HEADER = "task          K  optimizer step  trial-epochs/s  sequential  ratio  peak-FLOP  peak-MB"
+
+
+def format_row(r: dict[str, Any]) -> str:
+    if r.get("note"):
+        return f"{r['task']:11s} {r['k'] or '-':>3}  {r['note']}"
+    frac = "-" if r["flop_fraction"] is None else f"{100 * r['flop_fraction']:.1f}%"
+    mem = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
+    return (
+        f"{r['task']:11s} {r['k']:>3}  {r['step']:>14s}  "
+        f"{r['population_trial_epochs_per_s']:14.2f}  {r['sequential_trial_epochs_per_s']:10.2f}  "
+        f"{r['ratio']:5.2f}  {frac:>9}  {mem:>7}"
+    )

@@ -220,13 +220,15 @@ def _bench_task_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def cmd_bench_population(args: argparse.Namespace) -> int:
     import torch
 
-    from lrbench.bench_population import format_rows, run_population_bench
+    from lrbench.bench_population import HEADER, format_row, run_population_bench
 
     if not args.tasks:
         gpu = args.device != "cpu" and torch.cuda.is_available()
         args.tasks = ["fmnist_vae", "digits"] + (["cifar10"] if gpu else [])
     sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
-    rows = run_population_bench(
+    print(HEADER, flush=True)
+    rows = []
+    for row in run_population_bench(
         args.tasks,
         device=args.device,
         epochs=args.epochs,
@@ -234,8 +236,9 @@ def cmd_bench_population(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         task_options=_bench_task_options(args),
         sizes=sizes,
-    )
-    print("\n".join(format_rows(rows)))
+    ):
+        print(format_row(row), flush=True)
+        rows.append(row)
     if args.json:
         print(json.dumps(rows))
     return 0
