@@ -226,6 +226,10 @@ def cmd_bench_population(args: argparse.Namespace) -> int:
         gpu = args.device != "cpu" and torch.cuda.is_available()
         args.tasks = ["fmnist_vae", "digits"] + (["cifar10"] if gpu else [])
     sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
+    from lrbench.bench import _device_name
+    from lrbench.engine import resolve_device
+
+    print(f"device: {_device_name(resolve_device(args.device))}")
     print(HEADER, flush=True)
     rows = []
     for row in run_population_bench(
