@@ -185,6 +185,16 @@ def cmd_range_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
@@ -204,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         worker_index=args.worker_index,
         num_workers=args.num_workers,
+        population=args.population,
     )
     print(
         f"stored in {url}; report: lrbench report {args.suite}"
@@ -212,15 +223,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from lrbench.bench import run_bench
-
+def _bench_task_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     # `cifar10.width=16` applies to one task, `width=16` to every task timed.
     opts: dict[str, dict[str, Any]] = {t: {} for t in args.tasks}
     for key, value in parse_options(args.task_opt, "task").items():
         task, _, option = key.rpartition(".")
         for t in [task] if task else args.tasks:
             opts.setdefault(t, {})[option] = value
+    return opts
+
+
+def cmd_bench_population(args: argparse.Namespace) -> int:
+    import torch
+
+    from lrbench.bench_population import HEADER, format_row, run_population_bench
+
+    if not args.tasks:
+        gpu = args.device != "cpu" and torch.cuda.is_available()
+        args.tasks = ["fmnist_vae", "digits"] + (["cifar10"] if gpu else [])
+    sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
+    from lrbench.bench import _device_name
+    from lrbench.engine import resolve_device
+
+    print(f"device: {_device_name(resolve_device(args.device))}")
+    print(HEADER, flush=True)
+    rows = []
+    for row in run_population_bench(
+        args.tasks,
+        device=args.device,
+        epochs=args.epochs,
+        train_subset=args.train_subset,
+        data_root=args.data_root,
+        task_options=_bench_task_options(args),
+        sizes=sizes,
+    ):
+        print(format_row(row), flush=True)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lrbench.bench import run_bench
+
+    if args.population:
+        return cmd_bench_population(args)
+    args.tasks = args.tasks or ["fmnist_vae", "cifar10"]
+    opts = _bench_task_options(args)
     rows = run_bench(
         args.tasks,
         device=args.device,
@@ -267,8 +317,17 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "bench", help="time the engine's epochs against a plain DataLoader baseline"
     )
     p.add_argument(
-        "tasks", nargs="*", default=["fmnist_vae", "cifar10"], help="tasks to time (default both)"
+        "tasks",
+        nargs="*",
+        help="tasks to time (default fmnist_vae and cifar10; with --population fmnist_vae, "
+        "digits and, on a GPU, cifar10)",
     )
+    p.add_argument(
+        "--population",
+        action="store_true",
+        help="time populations of K trials against K sequential trials (trial-epochs per second)",
+    )
+    p.add_argument("--sizes", metavar="K,K,...", help="population sizes (default 1,4,16,64)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per side; the first is a warm-up")
     p.add_argument(
         "--num-workers", type=int, default=0, help="DataLoader workers for the baseline"
@@ -356,6 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="this machine's share: runs K, K+N, ...",
+    )
+    p.add_argument(
+        "--population",
+        type=_positive_int,
+        metavar="K",
+        help="train up to K trials at once as one population where a strategy can batch them "
+        "(grid, random, ...); 1 disables; default: 1 on a CPU, 32 on a GPU",
     )
     p.set_defaults(func=cmd_run)
 

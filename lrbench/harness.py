@@ -111,6 +111,7 @@ def run_one(
     data_options=None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     on_start: Callable[[RunSpec, float], None] | None = None,
+    population: int | None = None,
 ) -> bool:
     """Run (or resume) one run; return False if it was already complete."""
     dev = resolve_device(device)
@@ -133,6 +134,7 @@ def run_one(
         device=dev,
         optimizer=run.optimizer,
         on_epoch=on_epoch,
+        population=population,
     )
     if on_start is not None:
         on_start(run, ctx.spent_epochs())
@@ -177,6 +179,7 @@ def run_suite(
     progress: bool = True,
     worker_index: int = 0,
     num_workers: int = 1,
+    population: int | None = None,
 ) -> str:
     """Run every run of `suite` into `storage` (default `runs/<suite>.db`); return the storage URL.
 
@@ -198,11 +201,11 @@ def run_suite(
             raise ConfigError(
                 "--workers and --num-workers do not combine: start one process per share instead"
             )
-        _run_in_processes(suite, url, device, only, progress, workers)
+        _run_in_processes(suite, url, device, only, progress, workers, population)
         return url
 
     mine = [r for i, r in enumerate(runs) if i % num_workers == worker_index]
-    _run_share(mine, open_storage(url), suite, device, progress, worker_index)
+    _run_share(mine, open_storage(url), suite, device, progress, worker_index, population)
     return url
 
 
@@ -213,6 +216,7 @@ def _run_share(
     device: str,
     progress: bool,
     position: int,
+    population: int | None = None,
 ) -> None:
     """Run `runs` one after another in this process, with progress bars at `position`."""
     bars = _Progress(runs, enabled=progress, position=position)
@@ -226,6 +230,7 @@ def _run_share(
                 data_options=suite.data,
                 on_epoch=bars.epoch,
                 on_start=bars.resumed,
+                population=population,
             )
             bars.done()
     finally:
@@ -233,14 +238,20 @@ def _run_share(
 
 
 def _run_in_processes(
-    suite: Suite, url: str, device: str, only: str | None, progress: bool, workers: int
+    suite: Suite,
+    url: str,
+    device: str,
+    only: str | None,
+    progress: bool,
+    workers: int,
+    population: int | None = None,
 ) -> None:
     """`workers` spawned processes, each running its share of the suite into `url`."""
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(str(suite.path), url, device, only, progress, i, workers),
+            args=(str(suite.path), url, device, only, progress, i, workers, population),
         )
         for i in range(workers)
     ]
@@ -257,7 +268,14 @@ def _run_in_processes(
 
 
 def _worker_main(
-    suite_path: str, url: str, device: str, only: str | None, progress: bool, index: int, n: int
+    suite_path: str,
+    url: str,
+    device: str,
+    only: str | None,
+    progress: bool,
+    index: int,
+    n: int,
+    population: int | None = None,
 ) -> None:
     import torch
 
@@ -274,6 +292,7 @@ def _worker_main(
         progress=progress,
         worker_index=index,
         num_workers=n,
+        population=population,
     )
 
 

@@ -33,6 +33,7 @@ from lrbench.engine import (
     train,
 )
 from lrbench.errors import ConfigError
+from lrbench.population import default_population, train_population
 from lrbench.range_test import RangeTestResult
 from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialRecord
 from lrbench.schedules import ScheduleSpec
@@ -63,8 +64,13 @@ class RunContext:
     # The best state of the best trial trained in this process, for the chosen configuration's
     # final metrics: (trial number, its best validation value, its best weights).
     _best_kept: tuple[int, float, dict] | None = field(default=None, init=False, repr=False)
+    # Trials trained at once as one population (`lrbench.population`) by strategies that can
+    # batch them; 1 disables, None chooses by device and task (`default_population`).
+    population: int | None = None
 
     def __post_init__(self) -> None:
+        if self.population is not None and self.population < 1:
+            raise ConfigError(f"population must be at least 1, got {self.population}")
         if not (0 < self.low < self.high):
             raise ConfigError(
                 f"learning-rate range needs 0 < low < high, got low={self.low}, high={self.high}"
@@ -159,25 +165,7 @@ class RunContext:
             keep_final_state=keep_final_state,
         )
         result = train(self.task, config, device=self.device, data=self.data, options=options)
-        record = TrialRecord(
-            epochs=result.epochs,
-            steps=result.steps,
-            planned_epochs=config.epochs,
-            diverged=result.diverged,
-            cut=result.cut,
-            pruned=monitor.pruned,
-            test=result.test,
-            best_val=result.best_val,
-            best_epoch=result.best_epoch,
-            initial_val=result.initial_val,
-            seconds=result.seconds,
-            eval_seconds=result.eval_seconds,
-            schedule=config.schedule.describe(),
-            optimizer=config.optimizer,
-            phase=phase,
-            history=tuple(EpochEntry.from_record(r) for r in result.history),
-        )
-        record.write(trial)
+        _write_record(trial, config, result, monitor.pruned, phase)
         if not monitor.pruned:
             self._keep_best(trial.number, result)
         if not keep_best_state:
@@ -205,6 +193,49 @@ class RunContext:
         if metrics:
             self.study.set_user_attr(RunKeys.CHOSEN_FINAL, {"trial": kept[0], **metrics})
 
+    # -- several trials as one population ------------------------------------------------------
+    def population_size(self) -> int:
+        """How many trials a batching strategy trains at once (1 when the task cannot)."""
+        if not self.task.population_ready:
+            return 1
+        if self.population is None:
+            return default_population(self.task, self.device)
+        return self.population
+
+    def train_trials(
+        self, trials: list[optuna.Trial], lrs: list[float], *, prune: bool = False
+    ) -> list[TrainResult]:
+        """Train one configuration per trial as one population and record each trial as
+        `train_trial` records a lone one: its reports, pruning and budget charge are its own.
+
+        Trial i is cut where it would be cut had the ones before it run first at full length."""
+        epochs, remaining = self.epochs_per_trial, self.remaining_steps()
+        configs = [
+            TrainConfig.for_task(
+                self.task,
+                lr,
+                epochs=epochs,
+                optimizer=self.optimizer,
+                seed=self.seed,
+                max_steps=max(0, remaining - i * epochs * self.steps_per_epoch),
+            )
+            for i, lr in enumerate(lrs)
+        ]
+        monitors = [_TrialMonitor(self, t, prune, None) for t in trials]
+        options = [
+            TrainOptions(callback=m.after_epoch, evaluate_initial=True, keep_best_state=True)
+            for m in monitors
+        ]
+        results = train_population(
+            self.task, configs, device=self.device, data=self.data, options=options
+        )
+        for trial, config, result, monitor in zip(trials, configs, results, monitors):
+            _write_record(trial, config, result, monitor.pruned, "search")
+            if not monitor.pruned:
+                self._keep_best(trial.number, result)
+            result.best_state = None
+        return results
+
     def run_fixed_trial(self, lr: float, **train_options: Any) -> TrainResult:
         """Ask for a trial at exactly `lr` (no sampler chooses it), train it, tell the result.
 
@@ -229,6 +260,30 @@ class RunContext:
         if result.initial_val is not None and math.isfinite(result.initial_val):
             return result.initial_val
         return self.task.worst_value()
+
+
+def _write_record(
+    trial: optuna.Trial, config: TrainConfig, result: TrainResult, pruned: bool, phase: str
+) -> None:
+    """Store what one trial trained and measured as its user attrs (`lrbench.records`)."""
+    TrialRecord(
+        epochs=result.epochs,
+        steps=result.steps,
+        planned_epochs=config.epochs,
+        diverged=result.diverged,
+        cut=result.cut,
+        pruned=pruned,
+        test=result.test,
+        best_val=result.best_val,
+        best_epoch=result.best_epoch,
+        initial_val=result.initial_val,
+        seconds=result.seconds,
+        eval_seconds=result.eval_seconds,
+        schedule=config.schedule.describe(),
+        optimizer=config.optimizer,
+        phase=phase,
+        history=tuple(EpochEntry.from_record(r) for r in result.history),
+    ).write(trial)
 
 
 class _TrialMonitor:

@@ -47,6 +47,18 @@ class GridStrategy(SamplerStrategy):
             )
         }
 
+    def batch_limit(self, ctx: RunContext) -> int:
+        """The grid points no trial has taken yet: a population never repeats a point."""
+        taken = {
+            t.params.get(LR)
+            for t in ctx.study.get_trials(
+                deepcopy=False,
+                states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
+            )
+        }
+        queued = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        return max(queued, len(set(self.grid(ctx)) - taken))
+
     def search_finished(self, ctx: RunContext) -> bool:
         return set(self.grid(ctx)) <= self.done_rates(ctx)
 

@@ -5,6 +5,10 @@ epochs per trial (cut at the budget), reports every epoch (pruners see it) and t
 best validation metric. Through `study.optimize`, so samplers that stop a study when they are
 exhausted (GridSampler, SignificantDigitSampler) work as they do in any user's study.
 
+With a population size K > 1 (`RunContext.population`), K trials are asked at once (each from
+the sampler a sequential run would hold for it), trained as one population and told together;
+each trial's reports, pruning and budget charge are its own.
+
 Resuming gives the same trials as an uninterrupted run: the sampler is re-created before every
 trial with a seed derived from the run's seed and the number of finished (complete or pruned)
 trials, so its draws depend on the stored history alone, not on how many processes it took to
@@ -24,6 +28,17 @@ from lrbench.strategies.base import LR, RunContext, Strategy
 from lrbench.strategies.options import StrategyOptions, option
 
 PRUNERS = ("none", "median", "hyperband")
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs) -> None:
+    """`study.tell`, outside `study.optimize`: a sampler that stops the study when its search is
+    exhausted (GridSampler) raises there after the trial is stored, which is all that matters."""
+    try:
+        study.tell(trial, **kwargs)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
 
 
 @dataclass(frozen=True)
@@ -39,9 +54,7 @@ class SamplerStrategy(Strategy):
         """The sampler for the next trial, seeded from the run's seed and `n_finished`."""
 
     def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
-        finished = ctx.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
-        )
+        finished = ctx.study.get_trials(deepcopy=False, states=_FINISHED)
         return self.sampler_for(ctx, len(finished))
 
     def make_pruner(self, ctx: RunContext) -> optuna.pruners.BasePruner:
@@ -65,6 +78,16 @@ class SamplerStrategy(Strategy):
         study = ctx.study
         study.pruner = self.make_pruner(ctx)
         prune = self.opts.pruner != "none"
+        if ctx.remaining_steps() > 0 and not self.search_finished(ctx):
+            if ctx.population_size() > 1:
+                self.run_populations(ctx, prune)
+            else:
+                self.run_trials(ctx, prune)
+        self.after_search(ctx)
+
+    def run_trials(self, ctx: RunContext, prune: bool, n_trials: int | None = None) -> None:
+        """Trials one at a time, through `study.optimize`."""
+        study = ctx.study
 
         def objective(trial: optuna.Trial) -> float:
             lr = self.suggest_lr(ctx, trial)
@@ -79,10 +102,47 @@ class SamplerStrategy(Strategy):
             else:
                 study.sampler = self.make_sampler(ctx)
 
-        if ctx.remaining_steps() > 0 and not self.search_finished(ctx):
-            study.sampler = self.make_sampler(ctx)
-            study.optimize(objective, callbacks=[after_trial], gc_after_trial=False)
-        self.after_search(ctx)
+        study.sampler = self.make_sampler(ctx)
+        study.optimize(objective, n_trials=n_trials, callbacks=[after_trial], gc_after_trial=False)
+
+    # -- populations ---------------------------------------------------------------------------
+    def batch_limit(self, ctx: RunContext) -> int:
+        """How many distinct trials the sampler can hand out at once now (grid: the points not
+        yet visited); unlimited by default."""
+        return ctx.population_size()
+
+    def run_populations(self, ctx: RunContext, prune: bool) -> None:
+        """Ask K trials, train them as one population, tell K results; K is the population
+        size, cut to what the remaining budget holds at full length and to `batch_limit`.
+        Where only one trial fits, it runs alone (cut at the budget, as in a sequential run)."""
+        planned = ctx.epochs_per_trial * ctx.steps_per_epoch
+        while ctx.remaining_steps() > 0 and not self.search_finished(ctx):
+            k = min(ctx.population_size(), ctx.remaining_steps() // planned, self.batch_limit(ctx))
+            if k <= 1:
+                self.run_trials(ctx, prune, n_trials=1)
+            else:
+                self.run_population(ctx, k, prune)
+
+    def run_population(self, ctx: RunContext, k: int, prune: bool) -> None:
+        study = ctx.study
+        n_finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+        trials, lrs = [], []
+        for i in range(k):
+            # The sampler a sequential run would hold for this trial (seeded by its position).
+            study.sampler = self.sampler_for(ctx, n_finished + i)
+            trials.append(study.ask())
+            lrs.append(self.suggest_lr(ctx, trials[-1]))
+        try:
+            results = ctx.train_trials(trials, lrs, prune=prune)
+        except BaseException:
+            for trial in trials:
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        for trial, result in zip(trials, results):
+            if trial.user_attrs.get(TrialKeys.PRUNED):
+                _tell(study, trial, state=TrialState.PRUNED)
+            else:
+                _tell(study, trial, values=ctx.objective_value(result))
 
     def search_finished(self, ctx: RunContext) -> bool:
         return False

@@ -21,12 +21,15 @@ import math
 from dataclasses import dataclass
 
 import optuna
+from optuna.trial import TrialState
 
 from lrbench.records import RunKeys, RunRecord, TrialKeys
 from lrbench.sigdigit_sampler import SignificantDigitSampler
 from lrbench.strategies.base import LR, RunContext, StopRule, register
 from lrbench.strategies.options import option
 from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+
+_TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,17 @@ class SigDigitStrategy(SamplerStrategy):
             decade=self.opts.decade,
             seed=self.trial_seed(ctx, n_finished),
         )
+
+    def batch_limit(self, ctx: RunContext) -> int:
+        """The open round's candidates no trial has taken: a population takes only those
+        (before the first trial the round is not yet placed, so that trial runs alone)."""
+        study = ctx.study
+        rounds = self.sampler_for(ctx, 0).plan(study)
+        open_round = next((r for r in rounds if not r.finished), None)
+        if open_round is None:
+            return 1
+        taken = {t.params.get(LR) for t in study.get_trials(deepcopy=False, states=_TAKEN)}
+        return sum(1 for c in open_round.candidates if c not in taken)
 
     def search_finished(self, ctx: RunContext) -> bool:
         return RunRecord.from_study(ctx.study).sigdigit_kept is not None or self.sampler_for(

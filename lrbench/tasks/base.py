@@ -2,8 +2,8 @@
 
 A task owns its data preparation (on the training device, once per process), its model, its
 training loss and its validation metric. The engine owns the loop. Losses are written as
-functions of `(model, batch)` so a later population engine can call them through
-`torch.func.functional_call` on stacked parameters without changing any task.
+functions of `(model, batch)`; a task that supports population training (`lrbench.population`)
+also writes its loss for K stacked copies of its model (`population_loss`).
 """
 
 from __future__ import annotations
@@ -115,6 +115,23 @@ class Task(ABC):
         Forward passes only, timed as evaluation: no optimizer step, so nothing is charged."""
         return itertools.islice(self.train_batches(data, generator), self.recalibration_steps)
 
+    def population_batches(
+        self, data: TaskData, generators: list[torch.Generator]
+    ) -> Iterator[Any]:
+        """One epoch of K members' training batches, stacked on a leading member dimension:
+        member k's slice is exactly the batch `train_batches(data, generators[k])` gives.
+
+        Each member draws its own permutation from its own generator (as a lone trial does);
+        a batch gathers with an index tensor of shape (K, B), on the device."""
+        split = data.train
+        n, b = len(split), self.batch_size
+        perms = torch.stack(
+            [torch.randperm(n, generator=g, device=split.x.device) for g in generators]
+        )
+        for i in range(steps_per_epoch(n, b)):
+            idx = perms[:, i * b : (i + 1) * b]
+            yield split.x[idx], (split.y[idx] if split.y is not None else None)
+
     def steps_per_epoch_for(self, train: TensorSplit) -> int:
         return steps_per_epoch(len(train), self.batch_size)
 
@@ -141,6 +158,21 @@ class Task(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The mean training loss of one batch: the quantity the optimizer minimises."""
+
+    # -- population training (lrbench.population) ---------------------------------------------
+    # A task that sets `population_ready` implements `population_loss` (and `population_noise`
+    # when its loss draws random numbers) for the stacked model of `lrbench.stacked`.
+    population_ready: ClassVar[bool] = False
+
+    def population_noise(self, batch: Any, generators: list[torch.Generator]) -> Any:
+        """The random inputs of one step's losses, member k's drawn from `generators[k]`
+        exactly as `loss` draws them from torch's global generator; None when `loss` draws none."""
+        return None
+
+    def population_loss(self, model: nn.Module, batch: Any, noise: Any) -> torch.Tensor:
+        """The K members' mean training losses, shape (K,), for a stacked model and a stacked
+        batch from `population_batches`: member k's value is `loss` of member k alone."""
+        raise NotImplementedError(f"task {self.name!r} has no population loss")
 
     @abstractmethod
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:

@@ -24,6 +24,7 @@ class Digits(Task):
     default_epochs = 20
     batch_size = 64
     option_defaults = {"hidden": 64, "val_size": 300, "batch_size": 64}
+    population_ready = True
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_digits()
@@ -45,6 +46,13 @@ class Digits(Task):
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y)
+
+    def population_loss(self, model: nn.Module, batch, noise) -> torch.Tensor:
+        x, y = batch  # (K, B, 64), (K, B)
+        logits = model(x)
+        k = logits.shape[0]
+        # One cross-entropy per member, so each member's mean reduces as a lone trial's does.
+        return torch.stack([F.cross_entropy(logits[i], y[i]) for i in range(k)])
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         return (model(split.x).argmax(1) == split.y).float().mean()

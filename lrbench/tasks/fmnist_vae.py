@@ -123,6 +123,7 @@ class FashionMnistVAE(Task):
         "val_size": 10000,
         "iwae_k": 100,
     }
+    population_ready = True
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_fashion_mnist(data.data_root, download=data.download)
@@ -143,6 +144,17 @@ class FashionMnistVAE(Task):
         x, _ = batch
         noise = torch.randn(x.shape[0], model.z_dim, device=x.device)
         return model.negative_elbo(x, noise).mean()
+
+    def population_noise(self, batch, generators: list[torch.Generator]) -> torch.Tensor:
+        x, _ = batch  # (K, B, 784); member k's noise as `loss` draws it, from its own generator
+        z_dim = int(self.options["z_dim"])
+        return torch.stack(
+            [torch.randn(x.shape[1], z_dim, device=x.device, generator=g) for g in generators]
+        )
+
+    def population_loss(self, model: nn.Module, batch, noise: torch.Tensor) -> torch.Tensor:
+        x, _ = batch
+        return model.negative_elbo(x, noise).mean(-1)
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         return _split_mean(split, model.homework_nll)

@@ -43,6 +43,7 @@ class Functions(Task):
     batch_size = 1
     diverge_factor = 1e3
     option_defaults = {"function": "bowl", "start": (2.0, 2.0), "steps_per_epoch": 10}
+    population_ready = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -66,6 +67,13 @@ class Functions(Task):
 
     def loss(self, model: nn.Module, batch: None) -> torch.Tensor:
         x, y = model.xy
+        return self.f(x, y)
+
+    def population_batches(self, data: TaskData, generators: list[torch.Generator]):
+        return iter([None] * data.steps_per_epoch)
+
+    def population_loss(self, model: nn.Module, batch: None, noise: None) -> torch.Tensor:
+        x, y = model.xy.unbind(-1)  # the stacked point: (K, 2)
         return self.f(x, y)
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
