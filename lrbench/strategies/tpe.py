@@ -20,6 +20,8 @@ from lrbench.strategies.options import option
 from lrbench.strategies.search import SamplerOptions, SamplerStrategy
 
 TPE_MULTIVARIATE = True
+# Set either way, so a run means the same under Optuna 4 and 5; the liar also keeps trials asked
+# together (n_jobs, a population) from all proposing the same region.
 TPE_CONSTANT_LIAR = True
 TPE_N_EI_CANDIDATES = 24
 
