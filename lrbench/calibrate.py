@@ -133,7 +133,7 @@ def calibrate_task(
 def _data_words(task: Any, data_options: Any) -> str:
     parts = []
     if getattr(data_options, "train_subset", None):
-        parts.append(f"first {data_options.train_subset} training examples")
+        parts.append(f"train_subset {data_options.train_subset}")
     if task.options.get("val_size") is not None:
         parts.append(f"val_size {task.options['val_size']}")
     return f" ({', '.join(parts)})" if parts else ""
@@ -193,8 +193,11 @@ def set_target_text(text: str, label: str, target: float, procedure: str) -> str
         if suite_has_procedure_key()
         else f"{PROCEDURE_COMMENT} {procedure}"
     )
-    # After the `task = ...` line when there is one (the table reads task, then its target).
-    at = next((i + 1 for i, ln in enumerate(body) if re.match(r"\s*task\s*=", ln)), 0)
+    # After the `task = ...` line when there is one (the table reads task, then its target),
+    # else after the table's leading comment.
+    at = next((i + 1 for i, ln in enumerate(body) if re.match(r"\s*task\s*=", ln)), None)
+    if at is None:
+        at = next((i for i, ln in enumerate(body) if not ln.lstrip().startswith("#")), len(body))
     target_line = f"target = {target!r}"
     if comment:  # the old line's own comment (what the metric is) stays with it
         target_line = f"{target_line:<28} {comment}"

@@ -74,7 +74,7 @@ def test_calibrate_task_trains_each_seed_and_takes_the_median():
     assert cal.best_vals == [v for _, v in seen]
     assert cal.target <= statistics.median(cal.best_vals) < cal.target + 1e-5
     assert (cal.lr, cal.optimizer, cal.epochs) == (task.default_lr, "adam", 1)
-    assert "first 300 training examples" in cal.procedure
+    assert "train_subset 300" in cal.procedure
     again = calibrate_task(
         task, epochs=1, seeds=[1000], data_options=DataOptions(train_subset=300), device="cpu"
     )
@@ -139,3 +139,15 @@ def test_the_command_prints_and_writes_a_suite_that_still_loads(tmp_path):
 def test_a_bare_task_cannot_be_written(capsys):
     assert main(["calibrate", "functions", "--seeds", "1", "--write"]) == 2
     assert "--write needs a suite" in capsys.readouterr().err
+
+
+def test_without_a_task_line_the_target_follows_the_tables_comment():
+    text = "[tasks.vae]\n# what this task is\noptions = { val_size = 1000 }\ntarget = 285.0\n"
+    lines = set_target_text(text, "vae", 294.4, "p").splitlines()
+    assert lines == [
+        "[tasks.vae]",
+        "# what this task is",
+        f"{PROCEDURE_COMMENT} p",
+        "target = 294.4",
+        "options = { val_size = 1000 }",
+    ]
