@@ -364,19 +364,27 @@ def test_range_rank_agreement_by_hand():
 # -- "What this shows", from a real storage of hand-written runs ---------------------------------
 
 
-def _write_run(storage, strategy: str, seed: int, reach_epoch: int, budget: int = 12) -> None:
-    """One finished run of task `t` in suite `syn`: one trial of `budget` epochs whose
+def _write_run(
+    storage,
+    strategy: str,
+    seed: int,
+    reach_epoch: int,
+    budget: int = 12,
+    task: str = "t",
+    high: float = 1.0,
+) -> None:
+    """One finished run of `task` in suite `syn`: one trial of `budget` epochs whose
     validation value (lower is better) first meets the target 1.0 at epoch `reach_epoch`."""
     import optuna
 
     from lrbench.records import EpochEntry, RunKeys, TrialRecord, write_run_attrs
 
-    study = optuna.create_study(storage=storage, study_name=f"syn/t/{strategy}/seed{seed}")
+    study = optuna.create_study(storage=storage, study_name=f"syn/{task}/{strategy}/seed{seed}")
     write_run_attrs(
         study,
         {
             RunKeys.SUITE: "syn",
-            RunKeys.TASK: "t",
+            RunKeys.TASK: task,
             RunKeys.TASK_NAME: "digits",
             RunKeys.STRATEGY: strategy,
             RunKeys.STRATEGY_NAME: "fixed",
@@ -387,7 +395,7 @@ def _write_run(storage, strategy: str, seed: int, reach_epoch: int, budget: int 
             RunKeys.DIRECTION: "minimize",
             RunKeys.METRIC: "loss",
             RunKeys.LOW: 1e-4,
-            RunKeys.HIGH: 1.0,
+            RunKeys.HIGH: high,
             RunKeys.OPTIMIZER: "adam",
             RunKeys.STEPS_PER_EPOCH: 10,
             RunKeys.STATUS: "complete",
@@ -452,3 +460,33 @@ def test_what_this_shows_names_a_difference_the_test_supports(tmp_path):
     assert "twin, needs significantly fewer epochs than slow (p = 0.0156)" in text
     assert "No significant difference between twin (best mean rank) and same" in text
     assert "same, needs significantly" not in text
+
+
+def test_profiles_and_range_sensitivity_sections(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    # Two labels of the same task (digits, no options) under two ranges; the order of the
+    # three strategies is A, B, C on the first and C, B, A on the second: Kendall's tau = -1.
+    for seed in range(5):
+        for strategy, r1, r2 in (("A", 2, 6), ("B", 4, 4), ("C", 6, 2)):
+            _write_run(storage, strategy, seed, r1, task="t")
+            _write_run(storage, strategy, seed, r2, task="t_high", high=10.0)
+    md = make_report("syn", storage=storage, out=tmp_path).read_text()
+    assert "## Across tasks: performance profiles" in md
+    assert (tmp_path / "performance_profiles.png").exists()
+    # Each strategy is best on one task and 3x the best on the other: (4 - 1)/3 and (4 - 3)/3.
+    profiles = md[md.index("## Across tasks") : md.index("## Range sensitivity")]
+    scores = {
+        ln.split("|")[1].strip(): ln.split("|")[2].strip()
+        for ln in profiles.splitlines()
+        if ln.startswith("| ") and ln.split("|")[1].strip() in "ABC"
+    }
+    # B is twice the best on both tasks: (4 - 2)/3 on each.
+    assert scores == {"A": "0.667", "B": "0.667", "C": "0.667"}
+    section = md[md.index("## Range sensitivity") :]
+    assert "| t | t_high | 3 | -1.00 |" in section
+    assert "| A | 1 | 3 |" in section and "| C | 3 | 1 |" in section

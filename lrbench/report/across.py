@@ -74,6 +74,13 @@ def task_claim(
             + ", ".join(f"{s} ({fits[s].short})" for s in short)
             + ": their numbers do not measure them as designed."
         )
+    partly = [s for s, f in fits.items() if f.fits and not f.full]
+    if partly:
+        parts.append(
+            "The budget holds only part of the design of "
+            + ", ".join(f"{s} ({fits[s].short})" for s in partly)
+            + "."
+        )
     return " ".join(parts)
 
 
@@ -193,12 +200,12 @@ def range_section(doc: Document, data: SuiteData, summaries: dict[str, pd.DataFr
     by_task = _runs_by_task(data)
     for labels in groups:
         ranks = {t: _ranks(summaries[t]) for t in labels}
-        table = pd.DataFrame(ranks)
+        table = pd.DataFrame(ranks).map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
         table.columns = [
             f"rank on {t} [{fmt(lr_range(by_task[t])[0], 2)}, {fmt(lr_range(by_task[t])[1], 2)}]"
             for t in labels
         ]
-        doc.table(table.rename_axis("strategy").reset_index().astype(str))
+        doc.table(table.rename_axis("strategy").reset_index())
         agree = range_rank_agreement(ranks)
         agree["kendall_tau"] = agree["kendall_tau"].map(
             lambda v: "—" if not math.isfinite(v) else f"{v:.2f}"
