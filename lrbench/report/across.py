@@ -12,7 +12,7 @@ import pandas as pd
 
 from lrbench.report.data import SuiteData, budget_fits, lr_range, task_key
 from lrbench.report.document import Document
-from lrbench.report.formatting import fmt, fmt_p
+from lrbench.report.formatting import fmt_p
 from lrbench.report.stats import (
     ALPHA,
     TAU_MAX,
@@ -202,7 +202,7 @@ def range_section(doc: Document, data: SuiteData, summaries: dict[str, pd.DataFr
         ranks = {t: _ranks(summaries[t]) for t in labels}
         table = pd.DataFrame(ranks).map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
         table.columns = [
-            f"rank on {t} [{fmt(lr_range(by_task[t])[0], 2)}, {fmt(lr_range(by_task[t])[1], 2)}]"
+            f"rank on {t} [{lr_range(by_task[t])[0]:g}, {lr_range(by_task[t])[1]:g}]"
             for t in labels
         ]
         doc.table(table.rename_axis("strategy").reset_index())
