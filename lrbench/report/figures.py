@@ -423,8 +423,12 @@ def fig_critical_difference(
     import scikit_posthocs
 
     n = len(mean_ranks)
-    fig, axes = _figure(8.0, 1.6 + 0.28 * n)
-    ax = axes[0, 0]
+    # The labels sit outside the axes, where a layout engine does not look: room by hand.
+    fig = Figure(figsize=(10.0, 1.6 + 0.28 * n))
+    FigureCanvasAgg(fig)
+    widest = max(len(f"{s} (0.00)") for s in mean_ranks)
+    side = min(0.4, 0.02 + widest * 0.0085)
+    ax = fig.add_axes((side, 0.03, 1 - 2 * side, 0.77))
     scikit_posthocs.critical_difference_diagram(
         pd.Series(mean_ranks),
         pvalues,
