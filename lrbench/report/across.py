@@ -91,10 +91,8 @@ def _significance_words(res: dict[str, Any]) -> str:
     words = []
     fr = res.get("friedman")
     if fr is not None and math.isfinite(fr.get("pvalue", math.nan)):
-        verdict = "differ" if fr["pvalue"] < ALPHA else "show no difference"
-        words.append(
-            f"Friedman test over the strategies: p = {fmt_p(fr['pvalue'])}, they {verdict}."
-        )
+        verdict = "they are not all alike" if fr["pvalue"] < ALPHA else "it shows no difference"
+        words.append(f"Friedman test over the strategies: p = {fmt_p(fr['pvalue'])}, {verdict}.")
     leader = cmp["leader"]
     if cmp["beaten"]:
         names = ", ".join(f"{s} (p = {fmt_p(p)})" for s, p in cmp["beaten"])
