@@ -440,7 +440,7 @@ def test_what_this_shows_never_calls_identical_strategies_different(tmp_path):
         _write_run(storage, "twin", seed, r)
         _write_run(storage, "same", seed, r)
     text = _what_this_shows(make_report("syn", storage=storage, out=tmp_path).read_text())
-    assert "significantly" not in text
+    assert "significantly" not in text and "smallest possible" not in text  # 8 seeds: 0.0078
     assert "No significant difference between twin (best mean rank) and same" in text
 
 
@@ -490,3 +490,20 @@ def test_profiles_and_range_sensitivity_sections(tmp_path):
     section = md[md.index("## Range sensitivity") :]
     assert "| t | t_high | 3 | -1.00 |" in section
     assert "| A | 1 | 3 |" in section and "| C | 3 | 1 |" in section
+
+
+def test_what_this_shows_says_when_too_few_seeds_allow_no_significance(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    for seed, r in enumerate([2, 3, 4, 5]):  # 4 seeds; "slow" is slower on every one
+        _write_run(storage, "fast", seed, r)
+        _write_run(storage, "slow", seed, r + 4)
+    text = _what_this_shows(make_report("syn", storage=storage, out=tmp_path).read_text())
+    assert "the smallest possible two-sided Wilcoxon p-value is 2/2^4 = 0.125" in text
+    assert "significantly fewer" not in text
+    assert "No significant difference between fast (best mean rank) and slow (p = 0.125)" in text
+    assert "Only 4 seed(s): fewer than 5, so no claim." in text

@@ -93,6 +93,12 @@ def _significance_words(res: dict[str, Any]) -> str:
     if fr is not None and math.isfinite(fr.get("pvalue", math.nan)):
         verdict = "they are not all alike" if fr["pvalue"] < ALPHA else "it shows no difference"
         words.append(f"Friedman test over the strategies: p = {fmt_p(fr['pvalue'])}, {verdict}.")
+    n = len(res["seeds"])
+    if 2 / 2**n >= ALPHA:
+        words.append(
+            f"With {n} seeds the smallest possible two-sided Wilcoxon p-value is "
+            f"2/2^{n} = {2 / 2**n:.3g}, before Holm's correction: no pair can differ significantly."
+        )
     leader = cmp["leader"]
     if cmp["beaten"]:
         names = ", ".join(f"{s} (p = {fmt_p(p)})" for s, p in cmp["beaten"])
