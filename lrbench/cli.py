@@ -312,6 +312,58 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from lrbench.calibrate import calibrate_command
+    from lrbench.schedules import ScheduleSpec
+    from lrbench.tasks import DataOptions
+
+    calibrate_command(
+        args.target,
+        task_label=args.task,
+        n_seeds=args.seeds,
+        first_seed=args.first_seed,
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        schedule=ScheduleSpec.parse(args.schedule) if args.schedule else None,
+        device=args.device,
+        write=args.write,
+        data_options=DataOptions(args.data_root, args.train_subset, args.download),
+        task_options=parse_options(args.task_opt, "task"),
+    )
+    return 0
+
+
+def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="propose a task's target: the median best validation value of a reference "
+        "configuration over several seeds",
+    )
+    p.add_argument(
+        "target", metavar="SUITE|TASK", help="a suite (every task, or --task) or a task name"
+    )
+    p.add_argument("--task", metavar="LABEL", help="only this task label of the suite")
+    p.add_argument("--seeds", type=int, default=5, help="seeds of the reference (default 5)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=1000,
+        help="seeds K, K+1, ... (default 1000: not the suites' own seeds)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs per seed (default: the suite's per trial)")
+    p.add_argument("--lr", type=float, help="reference rate (default: the task's)")
+    p.add_argument("--optimizer", help="reference optimizer (default: the task's)")
+    p.add_argument(
+        "--schedule", nargs="+", metavar="NAME [KEY=VALUE ...]", help="default: the task's"
+    )
+    p.add_argument(
+        "--write", action="store_true", help="record the target and its procedure in the suite"
+    )
+    _add_data_args(p)
+    p.set_defaults(func=cmd_calibrate)
+
+
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="time the engine's epochs against a plain DataLoader baseline"
@@ -426,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     add_report_parser(sub)
+    add_calibrate_parser(sub)
 
     add_bench_parser(sub)
     return parser

@@ -1,5 +1,7 @@
 """The report's numbers against hand computations: Holm's correction, within-seed ranks, the
-Friedman and Wilcoxon tests as the report runs them, and how numbers are written."""
+Friedman and Wilcoxon tests as the report runs them, the interquartile mean and its bootstrap
+interval, performance profiles, what may be called significant, rank agreement across ranges,
+and how numbers are written."""
 
 from __future__ import annotations
 
@@ -10,10 +12,32 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from lrbench.report.document import _inline_html
-from lrbench.report.formatting import fmt, fmt_fixed, fmt_median_iqr, fmt_p
-from lrbench.report.stats import friedman, holm, rank_tests, within_block_ranks
+from lrbench.report.formatting import (
+    fmt,
+    fmt_fixed,
+    fmt_iqm_ci,
+    fmt_median_iqr,
+    fmt_p,
+    fmt_success,
+)
+from lrbench.report.stats import (
+    friedman,
+    holm,
+    iqm,
+    iqm_ci,
+    is_significant,
+    leader_comparison,
+    performance_profile,
+    profile_ratios,
+    profile_scores,
+    pvalue_matrix,
+    range_rank_agreement,
+    rank_tests,
+    within_block_ranks,
+)
 
 INF = math.inf
 
@@ -181,3 +205,305 @@ def test_inline_html_escapes_then_marks_code_and_bold():
     assert _inline_html("a < b, `x&y` and **bold**") == (
         "a &lt; b, <code>x&amp;y</code> and <strong>bold</strong>"
     )
+
+
+# -- the interquartile mean and its bootstrap interval -------------------------------------------
+
+
+def test_iqm_by_hand():
+    # n = 8: floor(8/4) = 2 dropped at each end, the mean of 3, 4, 5, 6.
+    assert iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5
+    # n = 5: one dropped at each end, the mean of 4, 6, 8.
+    assert iqm([2, 4, 6, 8, 10]) == 6.0
+    # n = 6: floor(1.5) = 1 dropped at each end: 2, 3, 4, 5 -> 3.5 (scipy's trim_mean agrees).
+    assert iqm([1, 2, 3, 4, 5, 6]) == 3.5 == scipy.stats.trim_mean([1, 2, 3, 4, 5, 6], 0.25)
+    # Fewer than four runs: nothing is dropped.
+    assert iqm([1, 2, 6]) == 3.0
+
+
+def test_iqm_with_ties():
+    # 3, 3, 3, 3 survive the trim of 1, 3, 3, 3, 3, 10.
+    assert iqm([3, 10, 3, 1, 3, 3]) == 3.0
+    # 4, 4, 8, 8 survive the trim of 4 x 4 and 4 x 8 (2 dropped at each end).
+    assert iqm([4, 8, 4, 8, 4, 8, 4, 8]) == 6.0
+    assert iqm([7, 7, 7, 7, 7]) == 7.0
+
+
+def test_iqm_counts_misses_as_infinite():
+    # One miss in five: floor(5/4) = 1 dropped at the top, so the miss goes: 4, 6, 8 -> 6.
+    assert iqm([2, 4, 6, 8, INF]) == 6.0
+    # Two misses in eight (a quarter): both trimmed: 3, 4, 5, 6 -> 4.5.
+    assert iqm([1, 2, 3, 4, 5, 6, INF, INF]) == 4.5
+    # Two misses in five, more than a quarter: one survives the trim, the IQM is infinite.
+    assert iqm([2, 4, 6, INF, INF]) == INF
+    assert iqm([INF] * 4) == INF
+    assert math.isnan(iqm([]))
+
+
+def test_iqm_ci_is_reproducible_and_brackets_the_iqm():
+    sample = [12, 9, 15, 11, 10, 14, 13, 8, 30, 11]
+    lo, hi = iqm_ci(sample)
+    assert (lo, hi) == iqm_ci(sample)  # fixed random_state
+    assert lo <= iqm(sample) <= hi and lo >= 8 and hi <= 30
+    # All runs equal: a zero-width interval; fewer than two runs: none.
+    assert iqm_ci([5.0, 5.0, 5.0]) == (5.0, 5.0)
+    assert all(math.isnan(v) for v in iqm_ci([5.0]))
+
+
+def test_iqm_ci_with_misses_has_an_infinite_upper_bound():
+    lo, hi = iqm_ci([2, 4, 6, 8, INF], n_resamples=500)
+    assert math.isfinite(lo) and 2 <= lo <= 6 and hi == INF
+    assert iqm_ci([INF, INF, INF, 1.0], n_resamples=500)[1] == INF
+    # No miss: finite bounds, never NaN.
+    lo, hi = iqm_ci([1, 2, 3, 4, 5, 6, 7, 8], n_resamples=500)
+    assert 1 <= lo < hi <= 8
+
+
+def test_iqm_ci_covers_the_true_iqm_about_95_percent_of_the_time():
+    # 200 samples of 20 runs from N(10, 2^2): the true interquartile mean is 10 (symmetric), and
+    # a 95% interval should cover it in roughly 95% of the samples.
+    rng = np.random.default_rng(12345)
+    covered = 0
+    for _ in range(200):
+        lo, hi = iqm_ci(rng.normal(10.0, 2.0, 20), n_resamples=500)
+        covered += lo <= 10.0 <= hi
+    assert 0.90 <= covered / 200 <= 0.99, covered
+
+
+def test_iqm_ci_covers_a_skewed_distributions_iqm():
+    # Exponential(1): the mean over its interquartile range, by integration,
+    # 2 * [-(x + 1) e^-x] from q1 = ln(4/3) to q3 = ln 4.
+    q1, q3 = math.log(4 / 3), math.log(4)
+    true = 2 * ((q1 + 1) * math.exp(-q1) - (q3 + 1) * math.exp(-q3))
+    rng = np.random.default_rng(7)
+    covered = sum(
+        lo <= true <= hi
+        for lo, hi in (iqm_ci(rng.exponential(1.0, 20), n_resamples=500) for _ in range(200))
+    )
+    assert 0.90 <= covered / 200 <= 0.99, covered
+
+
+def test_fmt_iqm_ci_and_success():
+    assert fmt_iqm_ci(6.0, 4.25, 7.5) == "6.0 [4.2, 7.5]"
+    assert fmt_iqm_ci(6.0, 4.0, INF) == "6.0 [4.0, ∞]"
+    assert fmt_iqm_ci(INF, 3.0, INF) == "∞ [3.0, ∞]"
+    assert fmt_iqm_ci(5.0, math.nan, math.nan) == "5.0"
+    assert fmt_iqm_ci(math.nan, math.nan, math.nan) == "—"
+    assert fmt_success(4, 5) == "4/5 (80%)" and fmt_success(0, 0) == "—"
+
+
+# -- performance profiles ------------------------------------------------------------------------
+
+# Median epochs to target: tasks x strategies. T3: no strategy met the target; D did not run on
+# T2 and T3 (NaN). Ratios to the best per task, by hand:
+#   T1: A 10/10 = 1, B 20/10 = 2, C inf, D 1;  T2: A 30/15 = 2, B 1, C 1, D inf;  T3: all inf.
+MEDIANS = pd.DataFrame(
+    {"A": [10, 30, INF], "B": [20, 15, INF], "C": [INF, 15, INF], "D": [10, math.nan, math.nan]},
+    index=["T1", "T2", "T3"],
+)
+
+
+def test_profile_ratios_by_hand():
+    r = profile_ratios(MEDIANS)
+    assert r.loc["T1"].tolist() == [1.0, 2.0, INF, 1.0]
+    assert r.loc["T2"].tolist() == [2.0, 1.0, 1.0, INF]
+    assert r.loc["T3"].tolist() == [INF] * 4
+
+
+def test_performance_profile_fractions_at_known_taus():
+    p = performance_profile(MEDIANS, [1.0, 1.5, 2.0, 4.0])
+    third = 1 / 3
+    assert p["A"].tolist() == pytest.approx([third, third, 2 * third, 2 * third])
+    assert p["B"].tolist() == pytest.approx([third, third, 2 * third, 2 * third])
+    assert p["C"].tolist() == pytest.approx([third] * 4)
+    assert p["D"].tolist() == pytest.approx([third] * 4)
+
+
+def test_profile_scores_are_the_normalised_area():
+    # A: T1 (4 - 1)/3 = 1, T2 (4 - 2)/3 = 2/3, T3 0 -> 5/9; B the same; C and D 1/3 each.
+    s = profile_scores(MEDIANS, tau_max=4.0)
+    assert s.to_dict() == pytest.approx({"A": 5 / 9, "B": 5 / 9, "C": 1 / 3, "D": 1 / 3})
+    # The same area by numerical integration of the step-function profile.
+    taus = np.linspace(1, 4, 30001)
+    prof = performance_profile(MEDIANS, taus)
+    area = (prof.iloc[1:].to_numpy() + prof.iloc[:-1].to_numpy()) / 2 * np.diff(taus)[:, None]
+    assert (area.sum(axis=0) / 3).tolist() == pytest.approx(s[prof.columns].tolist(), abs=1e-3)
+
+
+# -- what the report may call significant ---------------------------------------------------------
+
+
+def test_pvalue_matrix_and_the_leaders_comparison():
+    # A beats C on all 8 seeds; B equals A on every seed.
+    a = [1, 2, 3, 4, 5, 6, 7, 8]
+    res = rank_tests(_results({"A": a, "B": a, "C": [v + 10 for v in a]}))
+    m = pvalue_matrix(res["wilcoxon"], res["strategies"])
+    assert m.loc["A", "B"] == 1.0  # every pair tied: no test, no evidence
+    # Exact p = 2 / 2^8 for A-C and B-C; Holm over the two tested pairs (A-B is untested): x 2.
+    assert m.loc["A", "C"] == m.loc["C", "A"] == pytest.approx(2 * 2 / 2**8)
+    cmp = leader_comparison(res)
+    assert cmp["leader"] == "A"
+    assert [s for s, _ in cmp["beaten"]] == ["C"]
+    assert [s for s, _ in cmp["not_beaten"]] == ["B"]
+    assert not is_significant(math.nan) and not is_significant(0.05) and is_significant(0.049)
+
+
+def test_range_rank_agreement_by_hand():
+    ranks = {
+        "r1": pd.Series([1.0, 2.0, 3.0, 4.0], index=list("ABCD")),
+        "r2": pd.Series([1.0, 2.0, 4.0, 3.0], index=list("ABCD")),
+        "r3": pd.Series([4.0, 3.0, 2.0, 1.0, 5.0], index=list("ABCDE")),
+    }
+    agree = range_rank_agreement(ranks).set_index(["A", "B"])
+    # 6 pairs of strategies: 5 concordant, 1 discordant (C, D): tau = (5 - 1) / 6.
+    assert agree.loc[("r1", "r2"), "kendall_tau"] == pytest.approx(2 / 3)
+    assert agree.loc[("r1", "r3"), "kendall_tau"] == pytest.approx(-1.0)  # E on r3 only
+    assert agree.loc[("r1", "r3"), "strategies"] == 4
+
+
+# -- "What this shows", from a real storage of hand-written runs ---------------------------------
+
+
+def _write_run(
+    storage,
+    strategy: str,
+    seed: int,
+    reach_epoch: int,
+    budget: int = 12,
+    task: str = "t",
+    high: float = 1.0,
+) -> None:
+    """One finished run of `task` in suite `syn`: one trial of `budget` epochs whose
+    validation value (lower is better) first meets the target 1.0 at epoch `reach_epoch`."""
+    import optuna
+
+    from lrbench.records import EpochEntry, RunKeys, TrialRecord, write_run_attrs
+
+    study = optuna.create_study(storage=storage, study_name=f"syn/{task}/{strategy}/seed{seed}")
+    write_run_attrs(
+        study,
+        {
+            RunKeys.SUITE: "syn",
+            RunKeys.TASK: task,
+            RunKeys.TASK_NAME: "digits",
+            RunKeys.STRATEGY: strategy,
+            RunKeys.STRATEGY_NAME: "fixed",
+            RunKeys.SEED: seed,
+            RunKeys.BUDGET_EPOCHS: budget,
+            RunKeys.EPOCHS_PER_TRIAL: budget,
+            RunKeys.TARGET: 1.0,
+            RunKeys.DIRECTION: "minimize",
+            RunKeys.METRIC: "loss",
+            RunKeys.LOW: 1e-4,
+            RunKeys.HIGH: high,
+            RunKeys.OPTIMIZER: "adam",
+            RunKeys.STEPS_PER_EPOCH: 10,
+            RunKeys.STATUS: "complete",
+            RunKeys.WALL_SECONDS: 1.0,
+        },
+    )
+    vals = [2.0 - e / reach_epoch for e in range(1, budget + 1)]  # 1.0 at epoch reach_epoch
+    history = tuple(
+        EpochEntry(e, v, v, 0.01, 10 * e, float(e), 0.1, 0.0) for e, v in enumerate(vals, 1)
+    )
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.01, log=True)})
+    TrialRecord(
+        epochs=float(budget),
+        steps=10 * budget,
+        planned_epochs=budget,
+        best_val=min(vals),
+        best_epoch=budget,
+        seconds=1.0,
+        eval_seconds=0.0,
+        schedule="constant",
+        optimizer="adam",
+        phase="train",
+        history=history,
+    ).write(trial)
+    study.tell(trial, min(vals))
+
+
+def _what_this_shows(md: str) -> str:
+    start = md.index("### What this shows")
+    return md[start : md.index("\n## ", start)]
+
+
+def test_what_this_shows_never_calls_identical_strategies_different(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    reach = [2, 3, 4, 5, 6, 7, 8, 9]  # 8 seeds; "same" is "twin" run for run
+    for seed, r in enumerate(reach):
+        _write_run(storage, "twin", seed, r)
+        _write_run(storage, "same", seed, r)
+    text = _what_this_shows(make_report("syn", storage=storage, out=tmp_path).read_text())
+    assert "significantly" not in text and "smallest possible" not in text  # 8 seeds: 0.0078
+    assert "No significant difference between twin (best mean rank) and same" in text
+
+
+def test_what_this_shows_names_a_difference_the_test_supports(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    for seed, r in enumerate([2, 3, 4, 5, 6, 7, 8, 9]):
+        _write_run(storage, "twin", seed, r)
+        _write_run(storage, "same", seed, r)
+        _write_run(storage, "slow", seed, r + 2)  # slower on every seed
+    text = _what_this_shows(make_report("syn", storage=storage, out=tmp_path).read_text())
+    # twin vs slow: exact p = 2 / 2^8, Holm x 2 (the twin-same pair ties: untested).
+    assert "twin, needs significantly fewer epochs than slow (p = 0.0156)" in text
+    assert "No significant difference between twin (best mean rank) and same" in text
+    assert "same, needs significantly" not in text
+
+
+def test_profiles_and_range_sensitivity_sections(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    # Two labels of the same task (digits, no options) under two ranges; the order of the
+    # three strategies is A, B, C on the first and C, B, A on the second: Kendall's tau = -1.
+    for seed in range(5):
+        for strategy, r1, r2 in (("A", 2, 6), ("B", 4, 4), ("C", 6, 2)):
+            _write_run(storage, strategy, seed, r1, task="t")
+            _write_run(storage, strategy, seed, r2, task="t_high", high=10.0)
+    md = make_report("syn", storage=storage, out=tmp_path).read_text()
+    assert "## Across tasks: performance profiles" in md
+    assert (tmp_path / "performance_profiles.png").exists()
+    # Each strategy is best on one task and 3x the best on the other: (4 - 1)/3 and (4 - 3)/3.
+    profiles = md[md.index("## Across tasks") : md.index("## Range sensitivity")]
+    scores = {
+        ln.split("|")[1].strip(): ln.split("|")[2].strip()
+        for ln in profiles.splitlines()
+        if ln.startswith("| ") and ln.split("|")[1].strip() in "ABC"
+    }
+    # B is twice the best on both tasks: (4 - 2)/3 on each.
+    assert scores == {"A": "0.667", "B": "0.667", "C": "0.667"}
+    section = md[md.index("## Range sensitivity") :]
+    assert "| t | t_high | 3 | -1.00 |" in section
+    assert "| A | 1 | 3 |" in section and "| C | 3 | 1 |" in section
+
+
+def test_what_this_shows_says_when_too_few_seeds_allow_no_significance(tmp_path):
+    import optuna
+
+    from lrbench.report import make_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.InMemoryStorage()
+    for seed, r in enumerate([2, 3, 4, 5]):  # 4 seeds; "slow" is slower on every one
+        _write_run(storage, "fast", seed, r)
+        _write_run(storage, "slow", seed, r + 4)
+    text = _what_this_shows(make_report("syn", storage=storage, out=tmp_path).read_text())
+    assert "the smallest possible two-sided Wilcoxon p-value is 2/2^4 = 0.125" in text
+    assert "significantly fewer" not in text
+    assert "No significant difference between fast (best mean rank) and slow (p = 0.125)" in text
+    assert "Only 4 seed(s): fewer than 5, so no claim." in text

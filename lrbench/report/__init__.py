@@ -6,9 +6,14 @@ run with every per-run number, `lrbench.results.load_results`). Per task: the st
 anytime curves (median and IQR over seeds), epochs-to-target box plot, where every trial put its
 learning rate, range-test curves, the schedules actually used (torch schedulers replayed from the
 stored spec), optimizer tolerance when the task's runs use several optimizers, and with at least
-3 seeds a Friedman test and pairwise Wilcoxon signed-rank tests.
+3 seeds a Friedman test, pairwise Wilcoxon signed-rank tests (Holm) and a critical-difference
+diagram. The strategies table gives medians [IQR], interquartile means with bootstrap intervals,
+success rates and what the budget holds of each strategy's design. Across tasks: "What this
+shows" (no claim stronger than the tests), performance profiles, and range sensitivity when one
+task runs under several learning-rate ranges.
 
-Modules: `data` (what is read from the storage), `stats` (summaries and significance tests),
+Modules: `data` (what is read from the storage), `stats` (summaries, intervals, profiles and
+significance tests), `across` (the sections that look across tasks),
 `formatting` (numbers and labels), `document` (Markdown and HTML), `figures` (the only one
 that imports matplotlib), `sections` (what each section says and holds), `writer` (the files).
 Names are imported on first use, so `lrbench.report.stats` or `.formatting` alone pay for

@@ -161,3 +161,61 @@ def chosen_schedule(run: Run) -> ChosenSchedule | None:
     if t is None or "lr" not in t.params or TrialKeys.STEPS not in t.user_attrs:
         return None
     return ChosenSchedule(run, t)
+
+
+# A run attr naming how the suite set its task's target (e.g. "median of the best validation
+# values of 5 seeds of the task's default configuration, 4 epochs"), when the suite states one.
+TARGET_PROCEDURE = "target_procedure"
+
+
+def budget_fits(runs: list[Run]) -> dict[str, Any]:
+    """Per strategy of one task's runs, `lrbench.budget_fit.run_fit` of its first run (every seed
+    of a strategy has the same settings); strategies whose fit cannot be told are left out."""
+    from lrbench.budget_fit import run_fit
+
+    out: dict[str, Any] = {}
+    for run in runs:
+        if run.strategy not in out:
+            out[run.strategy] = run_fit(run.record)
+    return {s: f for s, f in out.items() if f is not None}
+
+
+def target_procedure(runs: list[Run]) -> str:
+    """How the target of one task's runs was set: the suite's stated procedure when stored, else
+    whether it is the task's own default target or a value the suite set."""
+    first = runs[0].record
+    stated = first.get(TARGET_PROCEDURE)
+    if stated:
+        return str(stated)
+    default = _default_target(first.get(RunKeys.TASK_NAME), first.get(RunKeys.TASK_OPTIONS))
+    if default is not None and math.isclose(default, first.target, rel_tol=1e-12):
+        return "the task's default target"
+    return "set in the suite (no procedure stored)"
+
+
+def _default_target(task_name: Any, options: Any) -> float | None:
+    from lrbench.errors import LrbenchError
+    from lrbench.tasks import get_task
+
+    if task_name is None:
+        return None
+    try:
+        task = get_task(str(task_name), **dict(options or {}))
+    except (LrbenchError, TypeError, ValueError):
+        return None
+    return None if task.default_target is None else float(task.default_target)
+
+
+def task_key(runs: list[Run]) -> tuple[str, str]:
+    """What makes two task labels the same task: its registry name and options (they may differ
+    in range, budget or target)."""
+    import json
+
+    first = runs[0].record
+    options = json.dumps(first.get(RunKeys.TASK_OPTIONS) or {}, sort_keys=True, default=str)
+    return str(first.get(RunKeys.TASK_NAME) or first.task), options
+
+
+def lr_range(runs: list[Run]) -> tuple[float, float]:
+    first = runs[0].record
+    return float(first.get(RunKeys.LOW, math.nan)), float(first.get(RunKeys.HIGH, math.nan))

@@ -412,3 +412,49 @@ def fig_tolerance(info: TaskInfo, data: pd.DataFrame, optimizers: list[str]):
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def fig_critical_difference(
+    mean_ranks: dict[str, float], pvalues: pd.DataFrame, colors: dict, alpha: float, title: str
+):
+    """Demšar's critical-difference diagram, drawn by scikit-posthocs: mean ranks on the axis
+    (1 = fewest epochs), a bar joining strategies whose pairwise test (here Holm-adjusted
+    Wilcoxon) finds no difference at `alpha`."""
+    import scikit_posthocs
+
+    n = len(mean_ranks)
+    # The labels sit outside the axes, where a layout engine does not look: room by hand.
+    fig = Figure(figsize=(10.0, 1.6 + 0.28 * n))
+    FigureCanvasAgg(fig)
+    widest = max(len(f"{s} (0.00)") for s in mean_ranks)
+    side = min(0.4, 0.02 + widest * 0.0085)
+    ax = fig.add_axes((side, 0.03, 1 - 2 * side, 0.77))
+    scikit_posthocs.critical_difference_diagram(
+        pd.Series(mean_ranks),
+        pvalues,
+        alpha=alpha,
+        ax=ax,
+        color_palette={s: colors.get(s, "black") for s in mean_ranks},
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
+    )
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def fig_performance_profile(profile: pd.DataFrame, colors: dict, n_tasks: int):
+    """rho_s(tau) against tau for every strategy: steps, as the profile is a step function."""
+    fig, axes = _figure(8.0, 4.8)
+    ax = axes[0, 0]
+    taus = profile.index.to_numpy(float)
+    for i, s in enumerate(profile.columns):
+        # A small vertical offset per strategy keeps coinciding profiles visible.
+        y = profile[s].to_numpy(float) + (i - len(profile.columns) / 2) * 0.004
+        ax.step(taus, y, where="post", color=colors.get(s), label=s, lw=1.6)
+    ax.set_xlabel("τ: within this factor of the best strategy's median epochs to target")
+    ax.set_ylabel(f"fraction of the {n_tasks} tasks")
+    ax.set_xlim(taus.min(), taus.max())
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2 if len(profile.columns) > 8 else 1, loc="lower right")
+    return fig

@@ -32,6 +32,27 @@ def fmt_median_iqr(values: list[float]) -> str:
     return f"{fmt_epochs(med)} [{fmt_epochs(quantile(values, 0.25))}–{fmt_epochs(quantile(values, 0.75))}]"
 
 
+def fmt_iqm_ci(value: float, lo: float, hi: float) -> str:
+    """'11.2 [9.0, 14.5]': an interquartile mean with its confidence interval; ∞ for a miss
+    that survives the trim (more than a quarter of the runs missed); '—' when not computed."""
+
+    def one(v: float) -> str:
+        if v is None or math.isnan(v):
+            return "—"
+        return "∞" if math.isinf(v) else f"{v:.1f}"
+
+    if value is None or math.isnan(value):
+        return "—"
+    if math.isnan(lo) or math.isnan(hi):
+        return one(value)
+    return f"{one(value)} [{one(lo)}, {one(hi)}]"
+
+
+def fmt_success(reached: int, runs: int) -> str:
+    """'4/5 (80%)'."""
+    return f"{reached}/{runs} ({100 * reached / runs:.0f}%)" if runs else "—"
+
+
 def fmt_p(p: float) -> str:
     if p is None or not math.isfinite(p):
         return "—"

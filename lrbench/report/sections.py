@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import datetime
 import math
+from typing import Any
 
 import pandas as pd
 
-from lrbench.report.data import SuiteData, epochs_per_trial, optimizers_used, reference_rows
+from lrbench.report.across import profiles_section, range_section, what_this_shows
+from lrbench.report.data import (
+    SuiteData,
+    budget_fits,
+    epochs_per_trial,
+    optimizers_used,
+    reference_rows,
+    target_procedure,
+)
 from lrbench.report.document import Document
 from lrbench.report.figures import (
     fig_anytime,
+    fig_critical_difference,
     fig_epochs_to_target,
     fig_lr_scatter,
     fig_range_tests,
@@ -18,8 +28,21 @@ from lrbench.report.figures import (
     fig_tolerance,
     strategy_colors,
 )
-from lrbench.report.formatting import TaskInfo, fmt, fmt_median_iqr, fmt_p
-from lrbench.report.stats import rank_tests, strategy_summary, tolerance_data
+from lrbench.report.formatting import (
+    TaskInfo,
+    fmt,
+    fmt_iqm_ci,
+    fmt_median_iqr,
+    fmt_p,
+    fmt_success,
+)
+from lrbench.report.stats import (
+    ALPHA,
+    pvalue_matrix,
+    rank_tests,
+    strategy_summary,
+    tolerance_data,
+)
 from lrbench.results import convergence_window
 
 _DEFINITIONS = [
@@ -38,6 +61,18 @@ _DEFINITIONS = [
     "of the run, trials in the order they ran, until validation first met the target (— / "
     "not reached: "
     "never within the budget). Medians with [interquartile range] over seeds.",
+    "**Interquartile mean (IQM)** of epochs to target: the mean of the middle half of the runs "
+    "(floor(n/4) dropped at each end, `scipy.stats.trim_mean(x, 0.25)`), a miss counted as ∞: "
+    "the IQM is finite exactly when at most a quarter of the runs missed, and ∞ otherwise. "
+    "[95% CI]: percentile bootstrap (`scipy.stats.bootstrap`, 2,000 resamples of the runs, "
+    "random_state 0, so the same runs give the same interval); a bound is ∞ when more than "
+    "2.5% of the resamples hold more than a quarter of misses. **Success**: runs that met the "
+    "target / runs.",
+    "**Budget fit**: what each strategy's own design needs from the budget (the significant-"
+    "digit search's first round, a grid's points, TPE's startup trials and one model-chosen "
+    "trial, a range test and one trial), and how much of it the budget holds "
+    "(`lrbench.budget_fit`). A strategy whose budget does not hold it is not measured as "
+    "designed: its row says so.",
     "**Wall time** is the run's wall-clock seconds (training, evaluation and overhead) on "
     "the device above.",
 ]
@@ -56,9 +91,13 @@ def report_sections(doc: Document, suite: str, storage_text: str, data: SuiteDat
         "Per task, the strategy that reached the target with the fewest epochs (median over seeds)."
     )
     doc.table(_summary_table(tasks, summaries, infos))
+    what_this_shows(doc, data, summaries)
 
     for task in tasks:
         task_section(doc, infos[task], data.of_task(task), summaries[task])
+
+    profiles_section(doc, summaries, strategy_colors(list(dict.fromkeys(results["strategy"]))))
+    range_section(doc, data, summaries)
 
     doc.heading(2, "Files")
     doc.para(
@@ -152,7 +191,9 @@ def by_group(summary: pd.DataFrame, results: pd.DataFrame, trials: pd.DataFrame)
     return out.iloc[order.argsort(kind="stable")].reset_index(drop=True)
 
 
-def _strategies_table(summary: pd.DataFrame, metric: str, unit: str) -> pd.DataFrame:
+def _strategies_table(
+    summary: pd.DataFrame, metric: str, unit: str, fits: dict[str, Any]
+) -> pd.DataFrame:
     u = f" ({unit})" if unit else ""
     return pd.DataFrame(
         {
@@ -160,7 +201,16 @@ def _strategies_table(summary: pd.DataFrame, metric: str, unit: str) -> pd.DataF
             "strategy": summary["strategy"],
             "optimizer": summary["optimizer"],
             "epochs to target, median [IQR]": [fmt_median_iqr(e) for e in summary["ett"]],
-            "success": [f"{r}/{n}" for r, n in zip(summary["n_reached"], summary["n_runs"])],
+            "epochs to target, IQM [95% CI]": [
+                fmt_iqm_ci(v, lo, hi)
+                for v, lo, hi in zip(
+                    summary["ett_iqm"], summary["ett_iqm_lo"], summary["ett_iqm_hi"]
+                )
+            ],
+            "success": [
+                fmt_success(r, n) for r, n in zip(summary["n_reached"], summary["n_runs"])
+            ],
+            "budget fit": [_fit_cell(fits.get(s)) for s in summary["strategy"]],
             f"best val {metric}{u}, median": summary["best_val_median"].map(fmt),
             f"test {metric} of chosen config{u}, median": summary["test_median"].map(fmt),
             "epochs spent, median": summary["epochs_median"].map(lambda v: f"{v:.1f}"),
@@ -168,6 +218,16 @@ def _strategies_table(summary: pd.DataFrame, metric: str, unit: str) -> pd.DataF
             "seeds": summary["n_runs"],
         }
     )
+
+
+def _fit_cell(fit: Any) -> str:
+    """The strategies table's budget-fit cell: what the budget holds of the design; a design
+    the budget does not hold is marked so that no reader misses it."""
+    if fit is None:
+        return "—"
+    if not fit.fits:
+        return f"**does not fit**: {fit.short}"
+    return fit.short if fit.full else f"partly: {fit.short}"
 
 
 def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.DataFrame) -> None:
@@ -179,11 +239,16 @@ def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.Dat
         f"Task `{first['task_name']}`; validation metric **{info.metric_u}**, "
         f"{'lower' if info.direction == 'minimize' else 'higher'} is better, {info.target_text}. "
         f"Budget per run: {info.budget:g} epochs ({epochs_per_trial(runs[0])} per trial); "
-        f"{info.seeds} seed(s) per strategy; {len(results)} runs, {len(trials)} trials."
+        f"{info.seeds} seed(s) per strategy; {len(results)} runs, {len(trials)} trials. "
+        f"How the target was set: {target_procedure(runs)}."
     )
 
     doc.heading(3, "Strategies")
-    doc.table(_strategies_table(by_group(summary, results, trials), info.metric, info.unit))
+    fits = budget_fits(runs)
+    doc.table(_strategies_table(by_group(summary, results, trials), info.metric, info.unit, fits))
+    short = [f.message for f in fits.values() if f.message]
+    if short:
+        doc.para("Budget fit: " + "; ".join(short) + ".")
     doc.para(
         f"Epochs to target in epochs; best val: the best validation {info.metric} measured within "
         "the budget; "
@@ -368,3 +433,23 @@ def _stats_section(doc: Document, info: TaskInfo, results: pd.DataFrame) -> None
         f"(3 pairs: 0.25): read them as {len(seeds)} paired observations, not proof."
     )
     doc.table(w)
+    _critical_difference(doc, info, res)
+
+
+def _critical_difference(doc: Document, info: TaskInfo, res: dict[str, Any]) -> None:
+    """Demšar's diagram of the mean ranks, bars from the Holm-adjusted Wilcoxon tests."""
+    pvalues = pvalue_matrix(res["wilcoxon"], res["strategies"])
+    doc.figure(
+        fig_critical_difference(
+            res["mean_ranks"],
+            pvalues,
+            info.colors,
+            ALPHA,
+            f"{info.label}: mean rank of epochs to target over {len(res['seeds'])} seeds",
+        ),
+        f"{info.label}_critical_difference.png",
+        f"{info.label}: critical-difference diagram (Demšar 2006, drawn by scikit-posthocs): each "
+        "strategy at its mean within-seed rank (1 = fewest epochs to target); a horizontal bar "
+        f"joins strategies that the pairwise Wilcoxon tests, Holm-adjusted, do not tell apart at "
+        f"α = {ALPHA:g}.",
+    )
