@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lrbench.errors import ConfigError, LrbenchError
+from lrbench.errors import ConfigError, Interrupted, LrbenchError
 from lrbench.report.formatting import fmt_fixed as _fmt
 from lrbench.schedules import parse_options
+from lrbench.storage import GRACE_S, HEARTBEAT_S
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -172,22 +173,32 @@ def cmd_range_test(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
-    from lrbench.harness import run_suite
+    from lrbench.harness import RunOptions, WorkerOptions, run_suite
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not 0 <= args.worker_index < args.num_workers:
+    if args.num_workers is not None or args.worker_index is not None:
         raise ConfigError(
-            f"--worker-index must be in 0..{args.num_workers - 1}, got {args.worker_index}"
+            "--num-workers/--worker-index are gone: workers now claim runs from the storage. "
+            "Start `lrbench run SUITE --storage URL` the same way on every machine "
+            "(with --workers N for N processes on one machine)"
         )
+    for flag, value in (
+        ("--heartbeat-interval", args.heartbeat_interval),
+        ("--grace-period", args.grace_period),
+    ):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1 second, got {value}")
     url = run_suite(
         args.suite,
         storage=args.storage,
         workers=args.workers,
-        device=args.device,
         only=args.only,
-        progress=not args.quiet,
-        worker_index=args.worker_index,
-        num_workers=args.num_workers,
+        options=RunOptions(device=args.device),
+        worker_options=WorkerOptions(
+            progress=not args.quiet,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+        ),
     )
     print(
         f"stored in {url}; report: lrbench report {args.suite}"
@@ -326,19 +337,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
-        "--num-workers",
+        "--heartbeat-interval",
         type=int,
-        default=1,
-        metavar="N",
-        help="with --worker-index: this machine runs every N-th run of the suite (one shared --storage)",
+        default=HEARTBEAT_S,
+        metavar="S",
+        help=f"seconds between a worker's heartbeats on its run (default {HEARTBEAT_S})",
     )
     p.add_argument(
-        "--worker-index",
+        "--grace-period",
         type=int,
-        default=0,
-        metavar="K",
-        help="this machine's share: runs K, K+N, ...",
+        default=GRACE_S,
+        metavar="S",
+        help="seconds without a heartbeat after which a worker's run is taken over by another "
+        f"(default {GRACE_S})",
     )
+    # Retired: the static split of a suite between machines (an error says what replaced it).
+    p.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     add_report_parser(sub)
@@ -352,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as e:
+        print(f"lrbench: {e}", file=sys.stderr)
+        return e.exit_code
     except LrbenchError as e:
         print(f"lrbench: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -20,3 +20,9 @@ class CorruptDataError(LrbenchError):
 
 class ConfigError(LrbenchError):
     """A suite file, option or command-line value is invalid."""
+
+
+class Interrupted(LrbenchError):
+    """Ctrl-C (SIGINT): the message says what is stored; the CLI exits 130."""
+
+    exit_code = 130

@@ -33,7 +33,7 @@ from lrbench.engine import (
 )
 from lrbench.errors import ConfigError
 from lrbench.range_test import RangeTestResult
-from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialRecord
+from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialKeys, TrialRecord
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.options import StrategyOptions, parse_options
 from lrbench.tasks import Task, TaskData
@@ -145,7 +145,11 @@ class RunContext:
             initial_state=initial_state,
             keep_best_state=keep_best_state,
         )
-        result = train(self.task, config, device=self.device, data=self.data, options=options)
+        try:
+            result = train(self.task, config, device=self.device, data=self.data, options=options)
+        except BaseException as e:  # Ctrl-C included: the failed trial says why
+            _note_fail_reason(trial, e)
+            raise
         record = TrialRecord(
             epochs=result.epochs,
             steps=result.steps,
@@ -191,6 +195,13 @@ class RunContext:
         if result.initial_val is not None and math.isfinite(result.initial_val):
             return result.initial_val
         return self.task.worst_value()
+
+
+def _note_fail_reason(trial: optuna.Trial, exc: BaseException) -> None:
+    try:
+        trial.set_user_attr(TrialKeys.FAIL_REASON, records.interruption_reason(exc))
+    except Exception:  # the storage itself may be what failed; the original error matters
+        pass
 
 
 class _TrialMonitor:
