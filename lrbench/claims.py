@@ -17,6 +17,8 @@ duplicate and takes the next. No lock, queue or partition of our own.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -28,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from lrbench.records import ClaimKeys, coordinator_name
 
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+WHO = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _run_of(trial: FrozenTrial) -> str | None:
@@ -112,13 +115,21 @@ class RunQueue:
             if not waiting:
                 return None
             for trial in sorted(waiting, key=lambda t: t.number):
-                if self.storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+                if self._take(trial):
                     claim = Claim(self, trial.number, trial._trial_id, _run_of(trial))
                     if self._is_the_runs_claim(claim):
+                        self.storage.set_trial_user_attr(trial._trial_id, ClaimKeys.WORKER, WHO)
                         claim.start_heartbeat()
                         return claim
                     claim.release("duplicate: the run has a claim with a lower number")
                     break  # the queue changed: read it again
+
+    def _take(self, trial: FrozenTrial) -> bool:
+        """Optuna's claim: WAITING -> RUNNING for one caller; False if another got it first."""
+        try:
+            return self.storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:  # taken and finished meanwhile
+            return False
 
     def _is_the_runs_claim(self, claim: Claim) -> bool:
         earlier = [

@@ -129,6 +129,7 @@ class ClaimKeys:
     STUDY_SUFFIX = "_runs"
     RUN = "run"  # user attr: the claimed run's study name
     RELEASED = "released"  # user attr: why a claim was given up (interrupted, error ...)
+    WORKER = "worker"  # user attr: who holds it, "<host>:<pid>"
 
 
 def coordinator_name(suite: str) -> str:

@@ -383,7 +383,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "test": _num(chosen_rec.test) if chosen_rec is not None else math.nan,
         "total_epochs": total_epochs(run),
         "overhead_epochs": run.overhead_epochs,
-        "n_trials": len(run.trials),
+        "n_trials": sum(t.number not in r.interrupted_trials for t in run.trials),
         "n_complete": states.count(TrialState.COMPLETE),
         "n_pruned": states.count(TrialState.PRUNED),
         "n_diverged": sum(rec.diverged for rec in trial_recs),
