@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lrbench.errors import ConfigError, Interrupted, LrbenchError
+from lrbench.errors import ConfigError, Interrupted, LrbenchError, out_of_memory
 from lrbench.report.formatting import fmt_fixed as _fmt
 from lrbench.schedules import parse_options
 from lrbench.storage import GRACE_S, HEARTBEAT_S
+
+
+def _positive_rate(text: str) -> float:
+    """A learning rate on the command line: a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: a learning rate must be positive and finite")
+    return value
+
+
+def _check_plot_path(path: str | None) -> None:
+    """Before any training: the figure's format is one matplotlib writes."""
+    if path is None:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix not in formats:
+        raise ConfigError(
+            f"--plot {path}: unknown figure format {suffix!r}; name a file ending in one of "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -127,6 +154,7 @@ def cmd_range_test(args: argparse.Namespace) -> int:
     from lrbench.tasks import DataOptions, get_task
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    _check_plot_path(args.plot)
     try:  # the checks of lrbench.lr_range_test, before any data is loaded
         check_range_test_args(args.start_lr, args.end_lr, args.num_iter, args.step_mode)
     except ValueError as e:
@@ -292,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="task name (see `lrbench list`)")
     p.add_argument(
         "--lr",
-        type=float,
+        type=_positive_rate,
         required=True,
         help="learning rate (the peak for cyclic/one-cycle schedules)",
     )
@@ -312,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         "range-test", help="LR range test of a task: loss against a growing rate, with suggestions"
     )
     p.add_argument("task", help="task name (see `lrbench list`)")
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--start-lr", type=_positive_rate, default=1e-7)
+    p.add_argument("--end-lr", type=_positive_rate, default=10.0)
     p.add_argument("--num-iter", type=int, default=100, help="optimizer steps")
     p.add_argument("--step-mode", choices=("exp", "linear"), default="exp")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")
@@ -376,6 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrbench: interrupted; everything already stored is kept", file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError) as e:  # torch's out-of-memory errors among them
+        oom = out_of_memory(e)
+        if oom is None:
+            raise
+        print(f"lrbench: error: {oom}", file=sys.stderr)
+        return oom.exit_code
 
 
 if __name__ == "__main__":

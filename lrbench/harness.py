@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from lrbench import records
 from lrbench.claims import Claim, RunQueue
 from lrbench.engine import EpochRecord, resolve_device
-from lrbench.errors import ConfigError, Interrupted
+from lrbench.errors import ConfigError, Interrupted, out_of_memory
 from lrbench.progress import SuiteProgress, WorkerProgress
 from lrbench.records import RUN_IDENTITY, RunKeys, RunRecord
 from lrbench.storage import (  # noqa: F401  (re-exported: the report opens storages here)
@@ -187,17 +187,28 @@ def _open_run_study(
     study = optuna.create_study(
         storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
     )
-    _check_same_run(study.study_name, study.user_attrs, attrs)
+    stub = not _trained_anything(study)
+    if not stub:
+        _check_same_run(study.study_name, study.user_attrs, attrs)
     stored = RunRecord.from_study(study)
     if stored.status == "complete":
         return None
     if RunKeys.STARTED_AT not in stored.attrs:
         study.set_user_attr(RunKeys.STARTED_AT, time.time())
-    if not stored.settings_complete:
+    if stub or not stored.settings_complete:
         records.write_run_settings(study, {**attrs, **_kept_settings(stored)})
     study.set_user_attr(RunKeys.STATUS, "running")
     records.fail_interrupted_trials(study)
     return study
+
+
+def _trained_anything(study: optuna.Study) -> bool:
+    """Whether a stored run holds any training: a run whose every trial failed (out of memory,
+    a typo in an option) is a stub that takes the suite's settings as they are now."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    return bool(study.get_trials(deepcopy=False, states=done)) or bool(
+        RunRecord.from_study(study).overhead_steps
+    )
 
 
 def _kept_settings(stored: RunRecord) -> dict[str, Any]:
@@ -264,7 +275,9 @@ def _check_stored_settings(store: optuna.storages.BaseStorage, runs: list[RunSpe
     """Refuse at once, before any worker starts, when a run is stored with other settings."""
     stored = {s.study_name: s.user_attrs for s in store.get_all_studies()}
     for run in runs:
-        if run.study_name in stored:
+        if run.study_name in stored and _trained_anything(
+            optuna.load_study(study_name=run.study_name, storage=store)
+        ):
             known = {
                 RunKeys.BUDGET_EPOCHS: run.task.budget_epochs,
                 RunKeys.EPOCHS_PER_TRIAL: run.task.epochs_per_trial,
@@ -355,6 +368,9 @@ def _drive(
     except BaseException as e:
         bar.finish("stopped")
         claim.release(records.interruption_reason(e))
+        oom = out_of_memory(e, f"training {run.study_name}")
+        if oom is not None:
+            raise oom from None
         raise
     claim.complete()
     bar.finish()
