@@ -14,6 +14,7 @@ runs already stored with other settings are refused: bad input leaves the storag
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,21 @@ class WorkerOptions:
 
 class ClaimLost(Exception):
     """Another worker declared this worker's claim dead (its heartbeat lapsed) and took it."""
+
+
+class _QuietInterruptions(logging.Filter):
+    """Drop Optuna's "trial failed" warning (with its traceback) for a trial stopped by Ctrl-C
+    or a lost claim: the trial's fail_reason and the exit summary say it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (KeyboardInterrupt, ClaimLost))
+
+
+def _quiet_interruptions() -> None:
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietInterruptions) for f in logger.filters):
+        logger.addFilter(_QuietInterruptions())
 
 
 def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dict[str, Any]:
@@ -303,6 +319,7 @@ def work(
     over the run of a worker that dies. `index` is this worker's number among local worker
     processes (None: the only process here, which also shows the suite's progress).
     """
+    _quiet_interruptions()
     hb = dict(heartbeat_interval=wopts.heartbeat_interval, grace_period=wopts.grace_period)
     store = open_storage(url, **hb)
     queue = RunQueue(open_storage(url, retry_stale=True, **hb), suite.name, _names(runs))

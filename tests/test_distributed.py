@@ -230,3 +230,58 @@ def test_each_enqueued_run_is_claimed_by_exactly_one_of_three_processes(
         p.join()
     assert sorted(taken) == sorted(names)  # each exactly once
     assert queue.counts() == (30, 0, 30)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Ctrl-C, and a run killed while its settings were written
+# --------------------------------------------------------------------------------------------- #
+def any_trial_running(url: str) -> bool:
+    try:
+        summaries = optuna.get_all_study_summaries(url)
+    except Exception:  # not created yet
+        return False
+    for s in summaries:
+        if is_run_study_name(s.study_name):
+            study = optuna.load_study(study_name=s.study_name, storage=url)
+            if any(t.state == TrialState.RUNNING for t in study.trials):
+                return True
+    return False
+
+
+def test_ctrl_c_stops_every_worker_with_one_line_and_fails_the_trials_in_flight(
+    tmp_path, suite_file
+):
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    args = ["run", str(suite_file), "--storage", url, "--device", "cpu", "--workers", "2"]
+    proc = lrbench(*args, start_new_session=True)  # its own group, as a terminal's job
+    deadline = time.monotonic() + 120
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the job
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    summary = [line for line in err.splitlines() if line.startswith("lrbench: interrupted")]
+    assert len(summary) == 1 and "runs complete" in summary[0] and "trials" in summary[0], err
+    failed = []
+    for s in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=s.study_name, storage=url)
+        assert TrialState.RUNNING not in {t.state for t in study.trials}, s.study_name
+        failed += [t for t in study.trials if "fail_reason" in t.user_attrs]
+    assert failed and all("interrupted" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_path, suite_file):
+    from lrbench.harness import run_suite
+
+    url = f"sqlite:///{tmp_path / 'partial.db'}"
+    name = "dist/bowl/grid/seed0"
+    # What the old writer left when killed after its first attr: the marker, nothing else.
+    study = optuna.create_study(storage=url, study_name=name)
+    study.set_user_attr(RunKeys.SUITE, "dist")
+    assert load_suite_data(url, "dist") is None  # not a run a report can read, not a KeyError
+    run_suite(suite_file, storage=url, device="cpu", progress=False, only="bowl/grid")
+    attrs = optuna.load_study(study_name=name, storage=url).user_attrs
+    assert attrs["steps_per_epoch"] == 10 and attrs["status"] == "complete"
+    assert len(load_suite_data(url, "dist").results) == 2
