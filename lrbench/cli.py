@@ -273,6 +273,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable"
+    )
+    p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=HEARTBEAT_S,
+        metavar="S",
+        help=f"seconds between a worker's heartbeats on its run (default {HEARTBEAT_S})",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=GRACE_S,
+        metavar="S",
+        help="seconds without a heartbeat after which a worker's run is taken over by another "
+        f"(default {GRACE_S})",
+    )
+    # Retired: the static split of a suite between machines (an error says what replaced it).
+    p.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
+
+
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write the comparison report of a suite from its storage")
     p.add_argument(
@@ -355,34 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_range_test)
 
-    p = sub.add_parser(
-        "run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable"
-    )
-    p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--heartbeat-interval",
-        type=int,
-        default=HEARTBEAT_S,
-        metavar="S",
-        help=f"seconds between a worker's heartbeats on its run (default {HEARTBEAT_S})",
-    )
-    p.add_argument(
-        "--grace-period",
-        type=int,
-        default=GRACE_S,
-        metavar="S",
-        help="seconds without a heartbeat after which a worker's run is taken over by another "
-        f"(default {GRACE_S})",
-    )
-    # Retired: the static split of a suite between machines (an error says what replaced it).
-    p.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_run)
+    add_run_parser(sub)
 
     add_report_parser(sub)
 

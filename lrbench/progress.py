@@ -65,9 +65,10 @@ class WorkerProgress:
         self.base = self.last_done = 0.0
         self.last_epoch = 0
         self.t0 = time.monotonic()
+        self._waiting_for: int | None = None
 
     def start(self, run_name: str, budget: float, spent: float) -> None:
-        self.run_name, self.t0 = run_name, time.monotonic()
+        self.run_name, self.t0, self._waiting_for = run_name, time.monotonic(), None
         self.base, self.last_epoch, self.last_done = spent, 0, 0.0
         if not self.enabled or not self.tty:
             return
@@ -103,6 +104,9 @@ class WorkerProgress:
         self.run_name = ""
 
     def waiting(self, running: int) -> None:
+        if running == self._waiting_for:  # one line per change, not one per poll
+            return
+        self._waiting_for = running
         if self.enabled and not self.tty:
             print(
                 f"{self.name}: no run left to claim; waiting for {running} run(s) held by other "
