@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -118,6 +119,9 @@ class RunQueue:
                 if self._take(trial):
                     claim = Claim(self, trial.number, trial._trial_id, _run_of(trial))
                     if self._is_the_runs_claim(claim):
+                        # The first beat before any work: Optuna never declares a trial
+                        # without one stale (see fail_unbeaten for a kill right here).
+                        self.storage.record_heartbeat(trial._trial_id)
                         self.storage.set_trial_user_attr(trial._trial_id, ClaimKeys.WORKER, WHO)
                         claim.start_heartbeat()
                         return claim
@@ -142,6 +146,33 @@ class RunQueue:
     def fail_stale(self) -> None:
         """Fail claims whose worker stopped beating; Optuna's callback enqueues them again."""
         optuna.storages.fail_stale_trials(self.study)
+        self.fail_unbeaten()
+
+    def fail_unbeaten(self) -> None:
+        """Fail claims RUNNING for longer than the grace period without a single heartbeat: a
+        worker killed between taking a claim and its first beat. Optuna's stale check skips
+        trials without a heartbeat, so this reads its heartbeat table (Optuna's RDB schema)
+        and fails them the way `fail_stale_trials` does, with the same callback."""
+        from optuna.storages._rdb import models
+
+        grace = timedelta(seconds=self.storage.grace_period or 0)
+        now = datetime.now()
+        for trial in self._claims((TrialState.RUNNING,)):
+            started = trial.datetime_start
+            if started is None or now - started <= grace:
+                continue
+            with self.storage.scoped_session() as session:
+                beaten = models.TrialHeartbeatModel.where_trial_id(trial._trial_id, session)
+            if beaten is None and self._take_to_fail(trial):
+                callback = self.storage.get_heartbeat_stale_trial_callback()
+                if callback is not None:
+                    callback(self.study, self.storage.get_trial(trial._trial_id))
+
+    def _take_to_fail(self, trial: FrozenTrial) -> bool:
+        try:
+            return self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
 
     def counts(self) -> tuple[int, int, int]:
         """(runs complete, runs claimed now, runs in all) of our runs, whichever worker ran them."""
