@@ -62,7 +62,7 @@ N_RUNS = 2 * 3 * 2
 # trial the kill failed (numbers are storage positions). Everything else must not differ.
 WALL_CLOCK = ["wall_seconds_to_target", "wall_seconds"]
 TRIAL_NUMBERS = ["chosen_trial"]
-FAST_CLAIMS = ["--heartbeat-interval", "1", "--grace-period", "3"]
+FAST_CLAIMS = ["--heartbeat-interval", "1", "--grace-period", "8"]
 
 
 def lrbench(*args: str, **kw) -> subprocess.Popen:
@@ -285,3 +285,30 @@ def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_
     attrs = optuna.load_study(study_name=name, storage=url).user_attrs
     assert attrs["steps_per_epoch"] == 10 and attrs["status"] == "complete"
     assert len(load_suite_data(url, "dist").results) == 2
+
+
+@pytest.mark.parametrize("stop_at_epoch", [2, 4])
+def test_a_grid_interrupted_mid_trial_resumes_in_the_uninterrupted_order(
+    tmp_path, suite_file, reference, stop_at_epoch
+):
+    """The interrupted point is queued again with GridSampler's grid id (without it Optuna's
+    GridSampler fails with KeyError 'grid_id' on its last point)."""
+    from lrbench.harness import open_storage, run_one, run_suite
+    from lrbench.suite import load_suite
+
+    suite = load_suite(suite_file)
+    run = next(r for r in suite.runs("digits/grid") if r.seed == 0)
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    epochs = 0
+
+    def interrupt(record) -> None:
+        nonlocal epochs
+        epochs += 1
+        if epochs == stop_at_epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(run, open_storage(url), device="cpu", data_options=suite.data, on_epoch=interrupt)
+    run_suite(suite_file, storage=url, device="cpu", progress=False, only="digits/grid")
+    ours = run_trials(url)[run.study_name]
+    assert ours == run_trials(reference)[run.study_name]
