@@ -15,15 +15,10 @@ from lrbench.schedules import parse_options
 from lrbench.storage import GRACE_S, HEARTBEAT_S
 
 
-def _positive_rate(text: str) -> float:
+def _check_rate(flag: str, value: float) -> None:
     """A learning rate on the command line: a positive, finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: a learning rate must be positive and finite")
-    return value
+        raise ConfigError(f"{flag} {value}: a learning rate must be positive and finite")
 
 
 def _check_plot_path(path: str | None) -> None:
@@ -93,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lrbench.tasks import DataOptions, get_task
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    _check_rate("--lr", args.lr)
     device = resolve_device(args.device)
     config = TrainConfig.for_task(
         task,
@@ -155,6 +151,8 @@ def cmd_range_test(args: argparse.Namespace) -> int:
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
     _check_plot_path(args.plot)
+    _check_rate("--start-lr", args.start_lr)
+    _check_rate("--end-lr", args.end_lr)
     try:  # the checks of lrbench.lr_range_test, before any data is loaded
         check_range_test_args(args.start_lr, args.end_lr, args.num_iter, args.step_mode)
     except ValueError as e:
@@ -351,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="task name (see `lrbench list`)")
     p.add_argument(
         "--lr",
-        type=_positive_rate,
+        type=float,
         required=True,
         help="learning rate (the peak for cyclic/one-cycle schedules)",
     )
@@ -371,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
         "range-test", help="LR range test of a task: loss against a growing rate, with suggestions"
     )
     p.add_argument("task", help="task name (see `lrbench list`)")
-    p.add_argument("--start-lr", type=_positive_rate, default=1e-7)
-    p.add_argument("--end-lr", type=_positive_rate, default=10.0)
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
     p.add_argument("--num-iter", type=int, default=100, help="optimizer steps")
     p.add_argument("--step-mode", choices=("exp", "linear"), default="exp")
     p.add_argument("--optimizer", help="optimizer name (default: the task's)")

@@ -243,8 +243,11 @@ CLI_CASES: dict[str, tuple[list[str], list[str]]] = {
         ["run", "SUITE", "--storage", "sqlite:///FOLDER"],
         ["is a folder", "name a file"],
     ),
-    "train at an infinite rate": (["train", "bowl", "--lr", "inf"], ["--lr", "'inf'", "finite"]),
-    "train at a NaN rate": (["train", "functions", "--lr", "nan"], ["--lr", "'nan'"]),
+    "train at an infinite rate": (
+        ["train", "functions", "--lr", "inf"],
+        ["--lr inf", "positive and finite"],
+    ),
+    "train at a NaN rate": (["train", "functions", "--lr", "nan"], ["--lr nan"]),
     "train at a non-numeric rate": (["train", "functions", "--lr", "abc"], ["'abc'"]),
     "train an unknown task": (["train", "mnist", "--lr", "0.1"], ["'mnist'"]),
     "train with an unknown optimizer": (
@@ -262,7 +265,7 @@ CLI_CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "range test to an infinite rate": (
         ["range-test", "functions", "--end-lr", "inf"],
-        ["--end-lr", "'inf'"],
+        ["--end-lr inf", "positive and finite"],
     ),
     "range test ending below its start": (
         ["range-test", "functions", "--start-lr", "1", "--end-lr", "0.1"],
