@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lrbench.errors import ConfigError, LrbenchError
+from lrbench.errors import ConfigError, Interrupted, LrbenchError, out_of_memory
 from lrbench.report.formatting import fmt_fixed as _fmt
 from lrbench.schedules import parse_options
+from lrbench.storage import GRACE_S, HEARTBEAT_S
+
+
+def _check_rate(flag: str, value: float) -> None:
+    """A learning rate on the command line: a positive, finite number."""
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag} {value}: a learning rate must be positive and finite")
+
+
+def _check_plot_path(path: str | None) -> None:
+    """Before any training: the figure's format is one matplotlib writes."""
+    if path is None:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix not in formats:
+        raise ConfigError(
+            f"--plot {path}: unknown figure format {suffix!r}; name a file ending in one of "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -72,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lrbench.tasks import DataOptions, get_task
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    _check_rate("--lr", args.lr)
     device = resolve_device(args.device)
     config = TrainConfig.for_task(
         task,
@@ -142,6 +166,9 @@ def cmd_range_test(args: argparse.Namespace) -> int:
     from lrbench.tasks import DataOptions, get_task
 
     task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    _check_plot_path(args.plot)
+    _check_rate("--start-lr", args.start_lr)
+    _check_rate("--end-lr", args.end_lr)
     try:  # the checks of lrbench.lr_range_test, before any data is loaded
         check_range_test_args(args.start_lr, args.end_lr, args.num_iter, args.step_mode)
     except ValueError as e:
@@ -198,23 +225,32 @@ def _positive_int(text: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
-    from lrbench.harness import run_suite
+    from lrbench.harness import RunOptions, WorkerOptions, run_suite
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not 0 <= args.worker_index < args.num_workers:
+    if args.num_workers is not None or args.worker_index is not None:
         raise ConfigError(
-            f"--worker-index must be in 0..{args.num_workers - 1}, got {args.worker_index}"
+            "--num-workers/--worker-index are gone: workers now claim runs from the storage. "
+            "Start `lrbench run SUITE --storage URL` the same way on every machine "
+            "(with --workers N for N processes on one machine)"
         )
+    for flag, value in (
+        ("--heartbeat-interval", args.heartbeat_interval),
+        ("--grace-period", args.grace_period),
+    ):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1 second, got {value}")
     url = run_suite(
         args.suite,
         storage=args.storage,
         workers=args.workers,
-        device=args.device,
         only=args.only,
-        progress=not args.quiet,
-        worker_index=args.worker_index,
-        num_workers=args.num_workers,
-        population=args.population,
+        options=RunOptions(device=args.device, population=args.population),
+        worker_options=WorkerOptions(
+            progress=not args.quiet,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+        ),
     )
     print(
         f"stored in {url}; report: lrbench report {args.suite}"
@@ -298,6 +334,45 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable"
+    )
+    p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=HEARTBEAT_S,
+        metavar="S",
+        help=f"seconds between a worker's heartbeats on its run (default {HEARTBEAT_S})",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=GRACE_S,
+        metavar="S",
+        help="seconds without a heartbeat after which a worker's run is taken over by another "
+        f"(default {GRACE_S})",
+    )
+    p.add_argument(
+        "--population",
+        type=_positive_int,
+        metavar="K",
+        help="train up to K trials at once as one population where a strategy can batch them "
+        "(grid, random, TPE, significant-digit rounds); 1 disables; default: 1 on a CPU, 32 on "
+        "a GPU",
+    )
+    # Retired: the static split of a suite between machines (an error says what replaced it).
+    p.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -445,37 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_range_test)
 
-    p = sub.add_parser(
-        "run", help="run a suite (tasks x strategies x seeds) into an Optuna storage; resumable"
-    )
-    p.add_argument("suite", help="a suite TOML file, or the name of one under studies/")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/<suite>.db)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the storage")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--only", metavar="TASK/STRATEGY", help="run only these (either part may be *)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--num-workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="with --worker-index: this machine runs every N-th run of the suite (one shared --storage)",
-    )
-    p.add_argument(
-        "--worker-index",
-        type=int,
-        default=0,
-        metavar="K",
-        help="this machine's share: runs K, K+N, ...",
-    )
-    p.add_argument(
-        "--population",
-        type=_positive_int,
-        metavar="K",
-        help="train up to K trials at once as one population where a strategy can batch them "
-        "(grid, random, ...); 1 disables; default: 1 on a CPU, 32 on a GPU",
-    )
-    p.set_defaults(func=cmd_run)
+    add_run_parser(sub)
 
     add_report_parser(sub)
     add_calibrate_parser(sub)
@@ -489,12 +534,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except Interrupted as e:
+        print(f"lrbench: {e}", file=sys.stderr)
+        return e.exit_code
     except LrbenchError as e:
         print(f"lrbench: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("lrbench: interrupted; everything already stored is kept", file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError) as e:  # torch's out-of-memory errors among them
+        oom = out_of_memory(e)
+        if oom is None:
+            raise
+        print(f"lrbench: error: {oom}", file=sys.stderr)
+        return oom.exit_code
 
 
 if __name__ == "__main__":

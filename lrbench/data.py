@@ -243,6 +243,22 @@ def _read_fashion_split(images_path: Path, labels_path: Path) -> tuple[np.ndarra
     return x, y
 
 
+def _refuse_fallback(data_root, folder: Path | None, tried: list[str], name: str) -> None:
+    """A `data_root` given explicitly must hold the data: found elsewhere is an error, not a
+    silent fallback to another copy."""
+    if data_root is None or folder is None:
+        return
+    root = Path(data_root).expanduser().resolve()
+    if root == folder.resolve() or root in folder.resolve().parents:
+        return
+    raise DataNotFoundError(
+        f"--data-root {_shown(Path(data_root))} does not hold {name} (looked in:\n"
+        + "\n".join(line for line in tried if _shown(Path(data_root)) in line)
+        + f")\nA copy was found in {_shown(folder)}: drop --data-root (or data_root) to use it,"
+        " or put the complete files in the folder you named."
+    )
+
+
 def _locate_fashion(roots: list[Path]) -> tuple[Path | None, list[str]]:
     """The first folder holding all four files, and a line per folder tried."""
     tried = []
@@ -284,6 +300,7 @@ def read_fashion_mnist(data_root=None, download: bool = False) -> ArraySplits:
     # Read the module constant at call time so tests can monkeypatch it.
     roots = search_roots(data_root, defaults=[FASHION_MNIST_DEBIAN_DIR])
     folder, tried = _locate_fashion(roots)
+    _refuse_fallback(data_root, folder, tried, "Fashion-MNIST")
     if folder is None and download:
         target = _default_download_root(data_root)
         _torchvision_download(
@@ -445,6 +462,7 @@ def read_cifar10(data_root=None, download: bool = False) -> ArraySplits:
     """
     roots = search_roots(data_root, defaults=[Path.home() / ".cache" / "lrbench"])
     folder, tried = _locate_cifar(roots)
+    _refuse_fallback(data_root, folder, tried, "CIFAR-10")
     if folder is None and download:
         target = _default_download_root(data_root)
         _torchvision_download(

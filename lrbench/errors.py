@@ -20,3 +20,31 @@ class CorruptDataError(LrbenchError):
 
 class ConfigError(LrbenchError):
     """A suite file, option or command-line value is invalid."""
+
+
+class Interrupted(LrbenchError):
+    """Ctrl-C (SIGINT): the message says what is stored; the CLI exits 130."""
+
+    exit_code = 130
+
+
+class OutOfMemory(LrbenchError):
+    """The model or batch does not fit on the device."""
+
+
+_OOM_SIGNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def out_of_memory(exc: BaseException, what: str = "training") -> OutOfMemory | None:
+    """`exc` as an OutOfMemory naming what to change, or None if it is another error."""
+    text = str(exc)
+    is_oom = type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, (RuntimeError, MemoryError)) and any(s in text.lower() for s in _OOM_SIGNS)
+    )
+    if not is_oom:
+        return None
+    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return OutOfMemory(
+        f"out of memory on the device while {what}: {first.strip()[:300]}. Use a smaller model "
+        "(task options such as hidden), a smaller batch_size, or another --device"
+    )

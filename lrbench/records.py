@@ -42,6 +42,7 @@ class TrialKeys:
     PHASE = "phase"  # "search", "train" or "exploit"
     HISTORY = "history"  # one EpochEntry dict per epoch
     ENQUEUED_LR = "enqueued_lr"  # the rate of a trial put back in the queue (grid retries)
+    FAIL_REASON = "fail_reason"  # why a trial failed: "interrupted (KeyboardInterrupt)" ...
 
 
 class EpochKeys:
@@ -83,12 +84,15 @@ class RunKeys:
     DEVICE = "device"
     # Published figures to set beside the run's own: [[epochs, best-so-far value], ...].
     REFERENCE = "reference"
+    TARGET_PROCEDURE = "target_procedure"  # how the suite set the target, when it says
     # Its progress.
     STATUS = "status"  # "running" or "complete"
     STARTED_AT = "started_at"
     FINISHED_AT = "finished_at"
     WALL_SECONDS = "wall_seconds"
-    INTERRUPTED_TRIALS = "interrupted_trials"  # numbers of trials failed on resume
+    # Numbers of trials failed by an interruption (Ctrl-C, a killed worker), not by the
+    # strategy: they trained nothing that counts, and results leave them out of n_failed.
+    INTERRUPTED_TRIALS = "interrupted_trials"
     # What it spent outside trials, and what a strategy froze.
     OVERHEAD_STEPS = "overhead_steps"
     OVERHEAD_EPOCHS = "overhead_epochs"
@@ -98,6 +102,49 @@ class RunKeys:
     # The task's final metrics (e.g. an IWAE bound) of the chosen configuration's best state on
     # the test split, by name, with the trial number they belong to.
     CHOSEN_FINAL = "chosen_final_metrics"
+
+
+# What a run records about itself when it starts (`write_run_settings`). SUITE is written
+# last: a study holding it holds all of them.
+RUN_SETTINGS = (
+    RunKeys.TASK,
+    RunKeys.TASK_NAME,
+    RunKeys.STRATEGY,
+    RunKeys.STRATEGY_NAME,
+    RunKeys.SEED,
+    RunKeys.BUDGET_EPOCHS,
+    RunKeys.EPOCHS_PER_TRIAL,
+    RunKeys.TARGET,
+    RunKeys.DIRECTION,
+    RunKeys.METRIC,
+    RunKeys.METRIC_UNIT,
+    RunKeys.LOW,
+    RunKeys.HIGH,
+    RunKeys.OPTIMIZER,
+    RunKeys.TASK_OPTIONS,
+    RunKeys.STRATEGY_OPTIONS,
+    RunKeys.STEPS_PER_EPOCH,
+    RunKeys.DEVICE,
+    RunKeys.SUITE,
+)
+
+
+class ClaimKeys:
+    """The coordinating study `<suite>/_runs`: one trial per claim of a run by a worker."""
+
+    STUDY_SUFFIX = "_runs"
+    RUN = "run"  # user attr: the claimed run's study name
+    RELEASED = "released"  # user attr: why a claim was given up (interrupted, error ...)
+    WORKER = "worker"  # user attr: who holds it, "<host>:<pid>"
+
+
+def coordinator_name(suite: str) -> str:
+    return f"{suite}/{ClaimKeys.STUDY_SUFFIX}"
+
+
+def is_run_study_name(name: str) -> bool:
+    """`<suite>/<task>/<strategy>/seed<k>`, not the coordinating study `<suite>/_runs`."""
+    return name.count("/") >= 3
 
 
 # Attributes that define a run: a stored run made with other values is not the same run.
@@ -395,6 +442,21 @@ class RunRecord:
     def sigdigit_kept(self) -> list[float] | None:
         return self.attrs.get(RunKeys.SIGDIGIT_KEPT)
 
+    @property
+    def interrupted_trials(self) -> list[int]:
+        return [int(n) for n in self.attrs.get(RunKeys.INTERRUPTED_TRIALS) or ()]
+
+    @property
+    def settings_complete(self) -> bool:
+        """Whether the run's settings are all stored (a run killed while writing them is not)."""
+        return all(key in self.attrs for key in RUN_SETTINGS)
+
+    @property
+    def readable(self) -> bool:
+        """Whether a report can read the run: its marker and its epoch size are stored (also in
+        suites stored before some settings were recorded)."""
+        return RunKeys.SUITE in self.attrs and RunKeys.STEPS_PER_EPOCH in self.attrs
+
     def get(self, key: str, default: Any = None) -> Any:
         """Any other attr by its `RunKeys` name (metric, device, optimizer ...)."""
         return self.attrs.get(key, default)
@@ -406,6 +468,21 @@ class RunRecord:
 def write_run_attrs(study: optuna.Study, attrs: Mapping[str, Any]) -> None:
     for key, value in attrs.items():
         study.set_user_attr(key, value)
+
+
+def write_run_settings(study: optuna.Study, settings: Mapping[str, Any]) -> None:
+    """Store a run's settings (every `RUN_SETTINGS` key), the `suite` marker last.
+
+    The storage writes one attr at a time; a process killed in between leaves a study without
+    the marker, whose settings are written again, whole, when the run is resumed.
+    """
+    missing = [key for key in RUN_SETTINGS if key not in settings]
+    if missing:
+        raise KeyError(f"run settings without {missing}")
+    for key in RUN_SETTINGS:
+        if key != RunKeys.SUITE:
+            study.set_user_attr(key, settings[key])
+    study.set_user_attr(RunKeys.SUITE, settings[RunKeys.SUITE])
 
 
 def charge_overhead(study: optuna.Study, steps: int, steps_per_epoch: int, seconds: float) -> None:
@@ -430,16 +507,44 @@ def spent_steps(study: optuna.Study) -> int:
     )
 
 
-def fail_interrupted_trials(study: optuna.Study) -> list[int]:
+def fail_interrupted_trials(study: optuna.Study, reason: str | None = None) -> list[int]:
     """Fail the trials a killed process left RUNNING; return their numbers.
+
+    Without a `reason` they are a dead worker's, found on resume: noted as interrupted.
 
     Only for a study that this process alone drives. Through `Study.tell`, which refuses a
     trial another route (a storage heartbeat) already finished: those are skipped.
     """
     numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    storage, failed = study._storage, []
     for number in numbers:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        try:
+            storage.set_trial_user_attr(trial_id, TrialKeys.FAIL_REASON, reason or LOST_WORKER)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile by another route
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-    if numbers:
-        previous = list(study.user_attrs.get(RunKeys.INTERRUPTED_TRIALS) or [])
-        study.set_user_attr(RunKeys.INTERRUPTED_TRIALS, previous + numbers)
-    return numbers
+        failed.append(number)
+    if reason is None:
+        note_interrupted(study, failed)
+    return failed
+
+
+LOST_WORKER = "worker lost: left running by a process that stopped, failed on resume"
+
+
+def note_interrupted(study: optuna.Study, numbers: list[int]) -> None:
+    """Record trials failed by an interruption, not by the strategy (see INTERRUPTED_TRIALS)."""
+    if not numbers:
+        return
+    previous = RunRecord.from_study(study).interrupted_trials
+    new = [n for n in numbers if n not in previous]
+    if new:
+        study.set_user_attr(RunKeys.INTERRUPTED_TRIALS, previous + new)
+
+
+def interruption_reason(exc: BaseException) -> str:
+    """A failed trial's FAIL_REASON for the exception that stopped it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGINT)"
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -31,7 +31,14 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from lrbench.errors import ConfigError
-from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialKeys, TrialRecord
+from lrbench.records import (
+    EpochEntry,
+    RunKeys,
+    RunRecord,
+    TrialKeys,
+    TrialRecord,
+    is_run_study_name,
+)
 
 TRIAL_COLUMNS = [
     "task",
@@ -192,13 +199,19 @@ def _storage_from(storage: str | optuna.storages.BaseStorage) -> optuna.storages
 
 
 def load_runs(storage: str | optuna.storages.BaseStorage, suite: str) -> list[Run]:
-    """Every run of `suite` in `storage` (in the order the studies were created), trials by number."""
+    """Every run of `suite` in `storage` (in the order the studies were created), trials by number.
+
+    Not the suite's coordinating study (`<suite>/_runs`, the workers' claims), nor a run killed
+    while its settings were written (it trained nothing; `lrbench run` writes them again).
+    """
     store = _storage_from(storage)
     prefix = f"{suite}/"
     studies = [
         (store.get_study_id_from_name(s.study_name), s)
         for s in store.get_all_studies()
         if s.study_name.startswith(prefix)
+        and is_run_study_name(s.study_name)
+        and RunRecord.from_attrs(s.study_name, s.user_attrs).readable
     ]
     runs = []
     for study_id, s in sorted(studies, key=lambda x: x[0]):
@@ -390,11 +403,14 @@ def run_result(run: Run) -> dict[str, Any]:
         "test": _num(chosen_rec.test) if chosen_rec is not None else math.nan,
         "total_epochs": total_epochs(run),
         "overhead_epochs": run.overhead_epochs,
-        "n_trials": len(run.trials),
+        "n_trials": sum(t.number not in r.interrupted_trials for t in run.trials),
         "n_complete": states.count(TrialState.COMPLETE),
         "n_pruned": states.count(TrialState.PRUNED),
         "n_diverged": sum(rec.diverged for rec in trial_recs),
-        "n_failed": states.count(TrialState.FAIL),
+        # Trials failed by an interruption (Ctrl-C, a killed worker) say nothing of the strategy.
+        "n_failed": sum(
+            t.state == TrialState.FAIL and t.number not in r.interrupted_trials for t in run.trials
+        ),
         "n_cut": sum(rec.cut for rec in trial_recs),
         "wall_seconds": r.wall_seconds,
         "optimizer": r.get(RunKeys.OPTIMIZER),

@@ -16,6 +16,7 @@ naming the file, the key and what is wrong.
     [tasks.digits]              # the table key is the task's label in the report
     task = "digits"             # registry name; defaults to the label
     target = 0.96               # overrides the task's default target
+    target_procedure = "..."    # optional; how the target was set (lrbench calibrate --write)
     epochs_per_trial = 10
     low = 1e-4                  # the learning-rate search range
     high = 1.0
@@ -64,6 +65,8 @@ class TaskSpec:
     high: float
     budget_epochs: float
     optimizer: str | None
+    # How the target was set (e.g. by `lrbench calibrate`), shown in the report.
+    target_procedure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,8 +281,10 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
         raise r.error(
             "optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
         )
+    procedure = r.get("target_procedure", str)
     r.reject_unknown(
-        "task, target, epochs_per_trial, low, high, budget_epochs, optimizer, options"
+        "task, target, target_procedure, epochs_per_trial, low, high, budget_epochs, optimizer, "
+        "options"
     )
     return TaskSpec(
         label,
@@ -291,6 +296,7 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
         float(high),
         float(budget),
         optimizer,
+        procedure,
     )
 
 

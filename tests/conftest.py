@@ -105,3 +105,80 @@ def cifar10_root(tmp_path_factory) -> Path:
             {"batch_label": "testing batch 1 of 1", "labels": test_y, "data": test}, f, protocol=4
         )
     return root
+
+
+# --------------------------------------------------------------------------------------------- #
+# A throw-away PostgreSQL server on a loopback port, for the distributed-run tests
+# --------------------------------------------------------------------------------------------- #
+def _postgres_bin() -> Path | None:
+    """The folder of Debian's (or any) PostgreSQL server binaries, newest version first."""
+    import shutil
+
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    return found[0].parent if found else None
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as `nobody`."""
+    import os
+
+    return ["runuser", "-u", "nobody", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """(host, port) of a PostgreSQL server started for this session in a temporary folder."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        why = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":  # CI installs them: their absence is a failure
+            pytest.fail(why)
+        pytest.skip(why)
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL unprivileged")
+    folder = Path(tempfile.mkdtemp(prefix="lrbench-pg-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "nobody")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = (
+        lambda *cmd: subprocess.run(  # noqa: E731
+            _as_server_user([str(bindir / cmd[0]), *cmd[1:]]), check=True, capture_output=True
+        )
+    )
+    try:
+        run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+        options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
+        run("pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    except subprocess.CalledProcessError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"could not start PostgreSQL: {e.stderr.decode(errors='replace')[-300:]}")
+    yield "127.0.0.1", port
+    run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A new, empty database on the session's server; its SQLAlchemy URL."""
+    import re
+
+    import psycopg
+
+    host, port = postgres_server
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    with psycopg.connect(f"host={host} port={port} user=postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@{host}:{port}/{name}"

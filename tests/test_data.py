@@ -124,9 +124,10 @@ def test_fashion_mnist_root_precedence(fmnist, tmp_path, monkeypatch):
     got = read_fashion_mnist()
     assert (len(got.train_y), len(got.test_y)) == (200, 60)
     assert np.array_equal(got.train_x, fmnist.train_x[:200])
-    # An explicit root without the files falls through to $LRBENCH_DATA.
-    got = read_fashion_mnist(tmp_path / "empty")
-    assert len(got.train_y) == 200
+    # An explicit root without the files is refused, naming the copy that would have been used.
+    with pytest.raises(DataNotFoundError, match="does not hold Fashion-MNIST") as e:
+        read_fashion_mnist(tmp_path / "empty")
+    assert str(env) in str(e.value)
     monkeypatch.delenv("LRBENCH_DATA")
     assert len(read_fashion_mnist().train_y) == 60000
 

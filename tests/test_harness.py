@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from lrbench.cli import main
 from lrbench.errors import ConfigError
 from lrbench.harness import open_storage, run_one, run_suite
+from lrbench.records import is_run_study_name
 from lrbench.suite import load_suite
 
 TINY = """
@@ -54,13 +55,18 @@ def write_suite(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Pa
 def trials_by_study(url: str) -> dict[str, list[tuple]]:
     """Every study's trials as comparable tuples (state, lr, value, epochs), in number order."""
     out = {}
-    for summary in optuna.get_all_study_summaries(url):
+    for summary in run_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         out[summary.study_name] = [
             (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs"))
             for t in study.trials
         ]
     return out
+
+
+def run_summaries(url: str) -> list:
+    """The run studies (not the coordinating study of the workers' claims)."""
+    return [s for s in optuna.get_all_study_summaries(url) if is_run_study_name(s.study_name)]
 
 
 def spent_epochs(study: optuna.Study) -> float:
@@ -80,7 +86,7 @@ def tiny_run(tmp_path_factory):
 
 def test_every_run_is_a_study_with_the_documented_name(tiny_run):
     _, url = tiny_run
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    names = sorted(s.study_name for s in run_summaries(url))
     assert names == sorted(
         f"tiny/{t}/{s}/seed{k}"
         for t in ("digits", "bowl")
@@ -93,9 +99,18 @@ def test_every_run_is_a_study_with_the_documented_name(tiny_run):
         assert study.user_attrs["seed"] == int(name[-1])
 
 
+def test_each_run_was_claimed_once_and_its_claim_completed(tiny_run):
+    _, url = tiny_run
+    claims = optuna.load_study(study_name="tiny/_runs", storage=url).trials
+    assert sorted(t.user_attrs["run"] for t in claims) == sorted(
+        s.study_name for s in run_summaries(url)
+    )
+    assert {t.state for t in claims} == {TrialState.COMPLETE}
+
+
 def test_budgets_are_honoured_to_the_epoch(tiny_run):
     _, url = tiny_run
-    for summary in optuna.get_all_study_summaries(url):
+    for summary in run_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         budget = study.user_attrs["budget_epochs"]
         spent = spent_epochs(study)
@@ -268,46 +283,11 @@ def test_a_missing_suite_names_where_it_looked(tmp_path, capsys, monkeypatch):
     assert "no suite named 'nosuch'" in capsys.readouterr().err
 
 
-def test_shares_of_a_suite_together_store_what_one_process_does(tiny_run, tmp_path, capsys):
+def test_the_static_split_options_are_retired_with_a_pointer_to_claiming(
+    tiny_run, tmp_path, capsys
+):
     suite, url = tiny_run
-    url2 = f"sqlite:///{tmp_path / 'shares.db'}"
-    for k in (0, 1, 2):
-        assert (
-            main(
-                [
-                    "run",
-                    str(suite),
-                    "--storage",
-                    url2,
-                    "--only",
-                    "bowl/*",
-                    "--quiet",
-                    "--device",
-                    "cpu",
-                    "--num-workers",
-                    "3",
-                    "--worker-index",
-                    str(k),
-                ]
-            )
-            == 0
-        )
-    ref = {k: v for k, v in trials_by_study(url).items() if k.startswith("tiny/bowl/")}
-    assert trials_by_study(url2) == ref
-    assert (
-        main(
-            [
-                "run",
-                str(suite),
-                "--storage",
-                url2,
-                "--num-workers",
-                "3",
-                "--worker-index",
-                "3",
-                "--quiet",
-            ]
-        )
-        == 2
-    )
-    assert "--worker-index must be in 0..2" in capsys.readouterr().err
+    args = ["run", str(suite), "--storage", url, "--quiet", "--num-workers", "3"]
+    assert main([*args, "--worker-index", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "claim runs from the storage" in err and "--workers N" in err

@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from lrbench.errors import ConfigError
+from lrbench.records import is_run_study_name
 from lrbench.results import (
     ConvergenceWindow,
     anytime_curve,
@@ -106,7 +107,7 @@ def _studies(storage: str) -> list[optuna.Study]:
     names = [
         s.study_name
         for s in optuna.get_all_study_summaries(storage)
-        if s.study_name.startswith("rtest/")
+        if s.study_name.startswith("rtest/") and is_run_study_name(s.study_name)
     ]
     return [optuna.load_study(study_name=n, storage=storage) for n in names]
 

@@ -165,7 +165,7 @@ def chosen_schedule(run: Run) -> ChosenSchedule | None:
 
 # A run attr naming how the suite set its task's target (e.g. "median of the best validation
 # values of 5 seeds of the task's default configuration, 4 epochs"), when the suite states one.
-TARGET_PROCEDURE = "target_procedure"
+TARGET_PROCEDURE = RunKeys.TARGET_PROCEDURE
 
 
 def budget_fits(runs: list[Run]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from lrbench.engine import (
 from lrbench.errors import ConfigError
 from lrbench.population import default_population, train_population
 from lrbench.range_test import RangeTestResult
-from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialRecord
+from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialKeys, TrialRecord
 from lrbench.schedules import ScheduleSpec
 from lrbench.strategies.options import StrategyOptions, parse_options
 from lrbench.tasks import Task, TaskData
@@ -164,7 +164,11 @@ class RunContext:
             keep_best_state=True,  # the engine holds it anyway; `keep_best` decides what stays
             keep_final_state=keep_final_state,
         )
-        result = train(self.task, config, device=self.device, data=self.data, options=options)
+        try:
+            result = train(self.task, config, device=self.device, data=self.data, options=options)
+        except BaseException as e:  # Ctrl-C included: the failed trial says why
+            _note_fail_reason(trial, e)
+            raise
         _write_record(trial, config, result, monitor.pruned, phase)
         if not monitor.pruned:
             self._keep_best(trial.number, result)
@@ -284,6 +288,13 @@ def _write_record(
         phase=phase,
         history=tuple(EpochEntry.from_record(r) for r in result.history),
     ).write(trial)
+
+
+def _note_fail_reason(trial: optuna.Trial, exc: BaseException) -> None:
+    try:
+        trial.set_user_attr(TrialKeys.FAIL_REASON, records.interruption_reason(exc))
+    except Exception:  # the storage itself may be what failed; the original error matters
+        pass
 
 
 class _TrialMonitor:

@@ -78,7 +78,29 @@ class GridStrategy(SamplerStrategy):
         }
         done = self.done_rates(ctx)
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            lr = t.params.get(LR)
+            lr = t.params.get(LR, _grid_point(t))
             if lr is not None and lr not in done and lr not in queued:
-                study.enqueue_trial({LR: lr}, user_attrs={TrialKeys.ENQUEUED_LR: lr})
+                # As RetryFailedTrialCallback does: the copy keeps GridSampler's grid id, which
+                # its after_trial reads (a plain enqueue_trial has none: KeyError 'grid_id').
+                grid = {k: v for k, v in t.system_attrs.items() if k in _GRID_ATTRS}
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        state=TrialState.WAITING,
+                        system_attrs={**grid, "fixed_params": {LR: lr}},
+                        user_attrs={TrialKeys.ENQUEUED_LR: lr},
+                    )
+                )
                 queued.add(lr)
+
+
+_GRID_ATTRS = ("grid_id", "search_space")  # what GridSampler stores in a trial's system attrs
+
+
+def _grid_point(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The rate GridSampler gave a trial that failed before suggesting it (a worker killed
+    between ask and suggest): its grid point still counts as visited, so it must be queued."""
+    attrs = trial.system_attrs
+    try:
+        return float(attrs["search_space"][LR][attrs["grid_id"]])
+    except (KeyError, IndexError, TypeError):
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class Task(ABC):
             raise ConfigError(
                 f"task {self.name!r}: unknown option(s) {', '.join(sorted(unknown))}; known: {known}"
             )
+        for key, value in options.items():
+            _check_option_type(self.name, key, value, self.option_defaults[key])
         self.options: dict[str, Any] = {**self.option_defaults, **options}
         if "batch_size" in self.options:
             self.batch_size = int(
@@ -211,12 +214,33 @@ class Task(ABC):
 
 
 _DATA_CACHE: dict[tuple, TaskData] = {}
+_NOTED: set[str] = set()
+
+
+def _check_option_type(task: str, key: str, value: Any, default: Any) -> None:
+    """An option takes its default's type (a number where the default is a float)."""
+    if default is None:
+        return
+    want: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+    if isinstance(default, (list, tuple)):
+        want = (list, tuple)
+    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, want):
+        kind = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        raise ConfigError(
+            f"task {task!r}: option {key} must be {kind.get(type(default), type(default).__name__)}"
+            f" like its default {default!r}, got {value!r}"
+        )
 
 
 def subset(split: TensorSplit, n: int | None) -> TensorSplit:
     """The first `n` examples of a split (the files and splits are class-mixed), or all of it."""
+    if n is not None and n <= 0:
+        raise ConfigError(f"train_subset must be positive, got {n}")
+    if n is not None and n > len(split):
+        note = f"train_subset {n} is more than the {len(split)} training examples: using all"
+        if note not in _NOTED:  # once per process: a suite's cap meets every task
+            _NOTED.add(note)
+            print(f"lrbench: note: {note}", file=sys.stderr)
     if n is None or n >= len(split):
         return split
-    if n <= 0:
-        raise ConfigError(f"train_subset must be positive, got {n}")
     return TensorSplit(split.x[:n], None if split.y is None else split.y[:n])

@@ -1,0 +1,314 @@
+"""Distributed runs: worker processes claim runs through the storage; a killed one loses only
+its trial in flight; the suite completes and stores what one process stores.
+
+PostgreSQL tests start a throw-away server (tests/conftest.py) and are skipped, saying why,
+where its binaries are missing; CI installs them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lrbench.records import RunKeys, coordinator_name, is_run_study_name
+from lrbench.report.data import load_suite_data
+
+SUITE = """
+[suite]
+name = "dist"
+seeds = [0, 1]
+budget_epochs = 12
+
+[tasks.digits]
+target = 0.95
+epochs_per_trial = 3
+budget_epochs = 9
+low = 1e-4
+high = 1.0
+
+[tasks.bowl]
+task = "functions"
+options = { function = "bowl" }
+target = 0.01
+epochs_per_trial = 3
+budget_epochs = 9
+low = 1e-3
+high = 0.1
+
+[[strategies]]
+name = "tpe"
+n_startup_trials = 2
+
+[[strategies]]
+name = "grid"
+n = 3
+
+[[strategies]]
+name = "one_cycle"
+num_iter = 10
+"""
+N_RUNS = 2 * 3 * 2
+# Wall-clock columns differ between any two runs; and the chosen trial's number counts the
+# trial the kill failed (numbers are storage positions). Everything else must not differ.
+WALL_CLOCK = ["wall_seconds_to_target", "wall_seconds"]
+TRIAL_NUMBERS = ["chosen_trial"]
+FAST_CLAIMS = ["--heartbeat-interval", "1", "--grace-period", "8"]
+
+
+def lrbench(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lrbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def suite_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("dist") / "dist.toml"
+    path.write_text(textwrap.dedent(SUITE))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(suite_file) -> str:
+    """The suite run by one process, uninterrupted."""
+    url = f"sqlite:///{suite_file.parent / 'reference.db'}"
+    proc = lrbench("run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return url
+
+
+def run_trials(url: str) -> dict[str, list[tuple]]:
+    """Each run's trials that count (not those an interruption failed), in number order."""
+    out = {}
+    for s in optuna.get_all_study_summaries(url):
+        if not is_run_study_name(s.study_name):
+            continue
+        study = optuna.load_study(study_name=s.study_name, storage=url)
+        skip = set(study.user_attrs.get(RunKeys.INTERRUPTED_TRIALS) or [])
+        out[s.study_name] = [
+            (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs"))
+            for t in study.trials
+            if t.number not in skip
+        ]
+    return out
+
+
+def runs_csv(url: str):
+    results = load_suite_data(url, "dist").results.drop(columns=WALL_CLOCK + TRIAL_NUMBERS)
+    return results.sort_values(["task", "strategy", "seed"]).reset_index(drop=True)
+
+
+def held_by(url: str, pid: int) -> str | None:
+    """The run a worker process is training a trial of right now, or None."""
+    try:
+        claims = optuna.load_study(study_name=coordinator_name("dist"), storage=url).trials
+    except KeyError:
+        return None
+    for c in claims:
+        if c.state == TrialState.RUNNING and c.user_attrs.get("worker", "").endswith(f":{pid}"):
+            run = optuna.load_study(study_name=c.user_attrs["run"], storage=url)
+            if any(t.state == TrialState.RUNNING for t in run.trials):
+                return c.user_attrs["run"]
+    return None
+
+
+def kill_mid_trial(url: str, proc: subprocess.Popen, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = held_by(url, proc.pid)
+        if run is not None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return run
+        assert proc.poll() is None, "the worker finished before it could be killed"
+        time.sleep(0.05)
+    raise AssertionError("the worker never started a trial")
+
+
+def check_like_reference(url: str, reference: str, killed_run: str) -> None:
+    ours, ref = run_trials(url), run_trials(reference)
+    assert sorted(ours) == sorted(ref)  # every run, none twice
+    assert ours == ref  # every trial exactly once: none lost, none duplicated
+    killed = optuna.load_study(study_name=killed_run, storage=url)
+    assert killed.user_attrs[RunKeys.INTERRUPTED_TRIALS]  # the trial in flight, failed
+    for name in ours:
+        study = optuna.load_study(study_name=name, storage=url)
+        spent = study.user_attrs.get("overhead_epochs", 0.0) + sum(
+            t.user_attrs.get("epochs", 0.0) for t in study.trials
+        )
+        assert spent <= study.user_attrs["budget_epochs"] + 1e-9, name
+        assert study.user_attrs["status"] == "complete"
+    ours_csv, ref_csv = runs_csv(url), runs_csv(reference)
+    differ = [c for c in ref_csv if not ours_csv[c].equals(ref_csv[c])]
+    assert not differ, ours_csv[differ].compare(ref_csv[differ])
+    claims = optuna.load_study(study_name=coordinator_name("dist"), storage=url).trials
+    done = [c.user_attrs["run"] for c in claims if c.state == TrialState.COMPLETE]
+    assert sorted(done) == sorted(ours)  # each run completed under exactly one claim
+
+
+def workers_with_one_killed(url: str, suite_file: Path, n: int, reference: str) -> None:
+    args = ["run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu"]
+    procs = [lrbench(*args, *FAST_CLAIMS) for _ in range(n)]
+    killed_run = kill_mid_trial(url, procs[0])
+    for p in procs[1:]:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    # The survivors took the dead worker's run over: nothing is left for another run to do.
+    again = lrbench(*args)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    check_like_reference(url, reference, killed_run)
+
+
+def test_three_workers_on_postgres_one_killed_store_what_one_process_does(
+    postgres_url, suite_file, reference
+):
+    workers_with_one_killed(postgres_url, suite_file, 3, reference)
+
+
+def test_two_workers_on_sqlite_one_killed_store_what_one_process_does(
+    tmp_path, suite_file, reference
+):
+    workers_with_one_killed(f"sqlite:///{tmp_path / 'two.db'}", suite_file, 2, reference)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Optuna's claim of a WAITING trial, as the storages here are opened
+# --------------------------------------------------------------------------------------------- #
+def _claim_all(url: str, out) -> None:
+    from lrbench.claims import RunQueue
+    from lrbench.storage import open_storage
+
+    queue = RunQueue(open_storage(url, retry_stale=True), "race", [f"r{i}" for i in range(30)])
+    taken = []
+    while (claim := queue.claim()) is not None:
+        taken.append(claim.run)
+        claim.complete()
+    out.put(taken)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_each_enqueued_run_is_claimed_by_exactly_one_of_three_processes(
+    backend, tmp_path, request
+):
+    from lrbench.claims import RunQueue
+    from lrbench.storage import open_storage
+
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'race.db'}"
+    names = [f"r{i}" for i in range(30)]
+    queue = RunQueue(open_storage(url), "race", names)
+    assert queue.enqueue_missing() == 30
+    assert queue.enqueue_missing() == 0  # idempotent
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(url, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    taken = [run for _ in procs for run in out.get(timeout=120)]
+    for p in procs:
+        p.join()
+    assert sorted(taken) == sorted(names)  # each exactly once
+    assert queue.counts() == (30, 0, 30)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Ctrl-C, and a run killed while its settings were written
+# --------------------------------------------------------------------------------------------- #
+def any_trial_running(url: str) -> bool:
+    try:
+        summaries = optuna.get_all_study_summaries(url)
+    except Exception:  # not created yet
+        return False
+    for s in summaries:
+        if is_run_study_name(s.study_name):
+            study = optuna.load_study(study_name=s.study_name, storage=url)
+            if any(t.state == TrialState.RUNNING for t in study.trials):
+                return True
+    return False
+
+
+def test_ctrl_c_stops_every_worker_with_one_line_and_fails_the_trials_in_flight(
+    tmp_path, suite_file
+):
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    args = ["run", str(suite_file), "--storage", url, "--device", "cpu", "--workers", "2"]
+    proc = lrbench(*args, start_new_session=True)  # its own group, as a terminal's job
+    deadline = time.monotonic() + 120
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the job
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    summary = [line for line in err.splitlines() if line.startswith("lrbench: interrupted")]
+    assert len(summary) == 1 and "runs complete" in summary[0] and "trials" in summary[0], err
+    failed = []
+    for s in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=s.study_name, storage=url)
+        assert TrialState.RUNNING not in {t.state for t in study.trials}, s.study_name
+        failed += [t for t in study.trials if "fail_reason" in t.user_attrs]
+    assert failed and all("interrupted" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_path, suite_file):
+    from lrbench.harness import run_suite
+
+    url = f"sqlite:///{tmp_path / 'partial.db'}"
+    name = "dist/bowl/grid/seed0"
+    # What the old writer left when killed after its first attr: the marker, nothing else.
+    study = optuna.create_study(storage=url, study_name=name)
+    study.set_user_attr(RunKeys.SUITE, "dist")
+    assert load_suite_data(url, "dist") is None  # not a run a report can read, not a KeyError
+    run_suite(suite_file, storage=url, device="cpu", progress=False, only="bowl/grid")
+    attrs = optuna.load_study(study_name=name, storage=url).user_attrs
+    assert attrs["steps_per_epoch"] == 10 and attrs["status"] == "complete"
+    assert len(load_suite_data(url, "dist").results) == 2
+
+
+@pytest.mark.parametrize("stop_at_epoch", [2, 4])
+def test_a_grid_interrupted_mid_trial_resumes_in_the_uninterrupted_order(
+    tmp_path, suite_file, reference, stop_at_epoch
+):
+    """The interrupted point is queued again with GridSampler's grid id (without it Optuna's
+    GridSampler fails with KeyError 'grid_id' on its last point)."""
+    from lrbench.harness import open_storage, run_one, run_suite
+    from lrbench.suite import load_suite
+
+    suite = load_suite(suite_file)
+    run = next(r for r in suite.runs("digits/grid") if r.seed == 0)
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    epochs = 0
+
+    def interrupt(record) -> None:
+        nonlocal epochs
+        epochs += 1
+        if epochs == stop_at_epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(run, open_storage(url), device="cpu", data_options=suite.data, on_epoch=interrupt)
+    run_suite(suite_file, storage=url, device="cpu", progress=False, only="digits/grid")
+    ours = run_trials(url)[run.study_name]
+    assert ours == run_trials(reference)[run.study_name]
