@@ -15,9 +15,9 @@ from lrbench.schedules import parse_options
 from lrbench.storage import GRACE_S, HEARTBEAT_S
 
 
-def _check_rate(flag: str, value: float) -> None:
-    """A learning rate on the command line: a positive, finite number."""
-    if not (math.isfinite(value) and value > 0):
+def _check_rate(flag: str, value: float | None) -> None:
+    """A learning rate on the command line: a positive, finite number (None: not given)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{flag} {value}: a learning rate must be positive and finite")
 
 
@@ -88,8 +88,6 @@ def _qualified(cls: type) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from lrbench.engine import TrainConfig, final_metrics, resolve_device, train
     from lrbench.schedules import ScheduleSpec
     from lrbench.tasks import DataOptions, get_task
@@ -106,33 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
-    bar = (
-        None
-        if args.json
-        else tqdm(
-            total=config.epochs,
-            desc=f"{task.name} lr={config.lr:g}",
-            unit="epoch",
-            file=sys.stderr,
-            leave=False,
-        )
-    )
-
-    def show(r) -> None:
-        extras = "".join(f"  {k} {_fmt(v)}" for k, v in r.extras.items())
-        line = (
-            f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {task.metric} {_fmt(r.val)}"
-            f"{extras}  lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
-        )
-        if bar is None:  # --json: stdout is the JSON alone; progress still goes to stderr
-            print(line, file=sys.stderr, flush=True)
-            return
-        bar.update(1)
-        bar.write(line)
-
-    result = train(task, config, device=device, data=data, progress=show, keep_best_state=True)
-    if bar is not None:
-        bar.close()
+    with _EpochLines(task, config, quiet_bar=args.json) as show:
+        result = train(task, config, device=device, data=data, progress=show, keep_best_state=True)
     final = {}
     if result.best_state is not None:
         final = final_metrics(task, data, result.best_state, device)
@@ -141,10 +114,51 @@ def cmd_train(args: argparse.Namespace) -> int:
         out["device"] = str(device)
         out["final_metrics"] = final
         print(json.dumps(out, allow_nan=True))
-        return 0
+    else:
+        _print_train_result(task, config, result, final, device)
+    return 0
+
+
+class _EpochLines:
+    """`lrbench train`'s line per epoch: under a progress bar, or on stderr alone with --json
+    (stdout is then the JSON alone)."""
+
+    def __init__(self, task, config, *, quiet_bar: bool) -> None:
+        from tqdm import tqdm
+
+        self.task = task
+        self.bar = None
+        if not quiet_bar:
+            desc = f"{task.name} lr={config.lr:g}"
+            self.bar = tqdm(
+                total=config.epochs, desc=desc, unit="epoch", file=sys.stderr, leave=False
+            )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, r) -> None:
+        extras = "".join(f"  {k} {_fmt(v)}" for k, v in r.extras.items())
+        line = (
+            f"epoch {r.epoch:3d}  train loss {_fmt(r.train_loss)}  val {self.task.metric} "
+            f"{_fmt(r.val)}{extras}  lr {r.lr:.3g}  {r.seconds:.2f}s (+{r.eval_seconds:.2f}s eval)"
+        )
+        if self.bar is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        self.bar.update(1)
+        self.bar.write(line)
+
+
+def _print_train_result(task, config, result, final: dict[str, float], device) -> None:
     if result.diverged:
         print(
-            f"diverged at epoch {len(result.history)} (lr {config.lr:g}); {result.epochs:g} epochs counted"
+            f"diverged at epoch {len(result.history)} (lr {config.lr:g}); "
+            f"{result.epochs:g} epochs counted"
         )
     if result.best_epoch is not None:
         print(
@@ -157,7 +171,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{result.epochs:g} epochs, {result.steps} steps, {result.seconds:.1f}s training "
         f"+ {result.eval_seconds:.1f}s evaluation on {device}"
     )
-    return 0
 
 
 def cmd_range_test(args: argparse.Namespace) -> int:
