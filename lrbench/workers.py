@@ -172,3 +172,7 @@ def _worker_main(suite, runs, url, options, wopts, index: int, n: int, errors) -
     except LrbenchError as e:
         errors.put(e)
         sys.exit(2)
+    finally:
+        # The parent passes SIGINT on to workers still alive; one that is already exiting
+        # would otherwise print a KeyboardInterrupt traceback from its exit handlers.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
