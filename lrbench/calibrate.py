@@ -7,8 +7,8 @@ best validation values. A diverged seed counts as the worst value. The seeds def
 1001, ...: not the seeds the suites run (0, 1, ...), so the target is not fitted to the very
 runs it is used to judge.
 
-`write_target` records the target in the suite with the procedure beside it: the suite key
-`target_procedure` when the suite format has it, else a TOML comment line above `target`.
+`write_target` records the target in the suite with the procedure beside it, as the task's
+`target_procedure` key (stored with every run, and stated by the report).
 """
 
 from __future__ import annotations
@@ -142,13 +142,6 @@ def _data_words(task: Any, data_options: Any) -> str:
 # --------------------------------------------------------------------------------------------- #
 # Recording the target in a suite
 # --------------------------------------------------------------------------------------------- #
-def suite_has_procedure_key() -> bool:
-    """Whether the suite format reads `target_procedure` in a task's table."""
-    from lrbench.suite import TaskSpec
-
-    return "target_procedure" in getattr(TaskSpec, "__dataclass_fields__", {})
-
-
 def write_target(path: str | Path, label: str, calibration: Calibration) -> str:
     """Set `target` of `[tasks.<label>]` in the suite file at `path` to the calibrated value,
     with the procedure beside it; return the new text (also written). The file is read back
@@ -175,8 +168,8 @@ def write_target(path: str | Path, label: str, calibration: Calibration) -> str:
 
 def set_target_text(text: str, label: str, target: float, procedure: str) -> str:
     """The suite's TOML text with `[tasks.<label>]`'s target set to `target` and the procedure
-    recorded (a `target_procedure` key, or a comment line above `target`), replacing what an
-    earlier calibration recorded there."""
+    recorded as its `target_procedure` key, replacing what an earlier calibration recorded
+    there (a key, or the comment line older versions wrote)."""
     lines = text.splitlines()
     start, end = _table_span(lines, f"tasks.{label}")
     old = next((ln for ln in lines[start + 1 : end] if re.match(r"\s*target\s*=", ln)), "")
@@ -188,11 +181,7 @@ def set_target_text(text: str, label: str, target: float, procedure: str) -> str
         and not re.match(r"\s*target_procedure\s*=", ln)
         and not re.match(r"\s*target\s*=", ln)
     ]
-    procedure_line = (
-        f"target_procedure = {_toml_string(procedure)}"
-        if suite_has_procedure_key()
-        else f"{PROCEDURE_COMMENT} {procedure}"
-    )
+    procedure_line = f"target_procedure = {_toml_string(procedure)}"
     # After the `task = ...` line when there is one (the table reads task, then its target),
     # else after the table's leading comment.
     at = next((i + 1 for i, ln in enumerate(body) if re.match(r"\s*task\s*=", ln)), None)
