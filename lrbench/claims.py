@@ -117,12 +117,14 @@ class RunQueue:
                 return None
             for trial in sorted(waiting, key=lambda t: t.number):
                 if self._take(trial):
-                    claim = Claim(self, trial.number, trial._trial_id, _run_of(trial))
+                    trial_id = self._claim_id(trial)
+                    claim = Claim(self, trial.number, trial_id, _run_of(trial))
                     if self._is_the_runs_claim(claim):
                         # The first beat before any work: Optuna never declares a trial
-                        # without one stale (see fail_unbeaten for a kill right here).
-                        self.storage.record_heartbeat(trial._trial_id)
-                        self.storage.set_trial_user_attr(trial._trial_id, ClaimKeys.WORKER, WHO)
+                        # without one stale. The worker attr follows it, so a claim without
+                        # that attr may have no beat (see fail_unbeaten for a kill right here).
+                        self.storage.record_heartbeat(trial_id)
+                        self.storage.set_trial_user_attr(trial_id, ClaimKeys.WORKER, WHO)
                         claim.start_heartbeat()
                         return claim
                     claim.release("duplicate: the run has a claim with a lower number")
@@ -131,9 +133,13 @@ class RunQueue:
     def _take(self, trial: FrozenTrial) -> bool:
         """Optuna's claim: WAITING -> RUNNING for one caller; False if another got it first."""
         try:
-            return self.storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+            return self.storage.set_trial_state_values(self._claim_id(trial), TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:  # taken and finished meanwhile
             return False
+
+    def _claim_id(self, trial: FrozenTrial) -> int:
+        """The storage's id of a claim trial, through the storage's public lookup."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
 
     def _is_the_runs_claim(self, claim: Claim) -> bool:
         earlier = [
@@ -151,26 +157,24 @@ class RunQueue:
     def fail_unbeaten(self) -> None:
         """Fail claims RUNNING for longer than the grace period without a single heartbeat: a
         worker killed between taking a claim and its first beat. Optuna's stale check skips
-        trials without a heartbeat, so this reads its heartbeat table (Optuna's RDB schema)
-        and fails them the way `fail_stale_trials` does, with the same callback."""
-        from optuna.storages._rdb import models
-
+        trials without a heartbeat; a claim's worker attr is written just after its first beat,
+        so a claim without it is failed the way `fail_stale_trials` does, with the same
+        callback."""
         grace = timedelta(seconds=self.storage.grace_period or 0)
         now = datetime.now()
         for trial in self._claims((TrialState.RUNNING,)):
             started = trial.datetime_start
             if started is None or now - started <= grace:
                 continue
-            with self.storage.scoped_session() as session:
-                beaten = models.TrialHeartbeatModel.where_trial_id(trial._trial_id, session)
-            if beaten is None and self._take_to_fail(trial):
+            beaten = trial.user_attrs.get(ClaimKeys.WORKER) is not None
+            if not beaten and self._take_to_fail(trial):
                 callback = self.storage.get_heartbeat_stale_trial_callback()
                 if callback is not None:
-                    callback(self.study, self.storage.get_trial(trial._trial_id))
+                    callback(self.study, self.storage.get_trial(self._claim_id(trial)))
 
     def _take_to_fail(self, trial: FrozenTrial) -> bool:
         try:
-            return self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            return self.storage.set_trial_state_values(self._claim_id(trial), TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
 

@@ -516,21 +516,15 @@ def fail_interrupted_trials(study: optuna.Study, reason: str | None = None) -> l
     trial another route (a storage heartbeat) already finished: those are skipped.
     """
     numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    storage, failed = study._storage, []
+    failed = []
     for number in numbers:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        try:
-            storage.set_trial_user_attr(trial_id, TrialKeys.FAIL_REASON, reason or LOST_WORKER)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # finished meanwhile by another route
+        # Through the study alone (Optuna's public API): the reason goes to the run's attrs
+        # below, since a trial's own attrs can only be set by the process that holds it.
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         failed.append(number)
     if reason is None:
         note_interrupted(study, failed)
     return failed
-
-
-LOST_WORKER = "worker lost: left running by a process that stopped, failed on resume"
 
 
 def note_interrupted(study: optuna.Study, numbers: list[int]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +74,9 @@ class GridStrategy(SamplerStrategy):
         this a resumed grid would skip it. A waiting trial's rate is read from the user attr
         it was enqueued with, so a rate is queued once."""
         study = ctx.study
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
         queued = {
             t.user_attrs.get(TrialKeys.ENQUEUED_LR)
             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -80,20 +85,13 @@ class GridStrategy(SamplerStrategy):
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             lr = t.params.get(LR, _grid_point(t))
             if lr is not None and lr not in done and lr not in queued:
-                # As RetryFailedTrialCallback does: the copy keeps GridSampler's grid id, which
-                # its after_trial reads (a plain enqueue_trial has none: KeyError 'grid_id').
-                grid = {k: v for k, v in t.system_attrs.items() if k in _GRID_ATTRS}
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        state=TrialState.WAITING,
-                        system_attrs={**grid, "fixed_params": {LR: lr}},
-                        user_attrs={TrialKeys.ENQUEUED_LR: lr},
-                    )
-                )
+                # Optuna's own retry: the copy keeps GridSampler's grid id in its system attrs
+                # (GridSampler then hands it the same point), and its own attrs are only the
+                # rate it was queued with.
+                again = copy.deepcopy(t)
+                again.user_attrs = {TrialKeys.ENQUEUED_LR: lr}
+                retry(study, again)
                 queued.add(lr)
-
-
-_GRID_ATTRS = ("grid_id", "search_space")  # what GridSampler stores in a trial's system attrs
 
 
 def _grid_point(trial: optuna.trial.FrozenTrial) -> float | None:
