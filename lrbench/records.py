@@ -125,6 +125,8 @@ RUN_SETTINGS = (
     RunKeys.STRATEGY_OPTIONS,
     RunKeys.STEPS_PER_EPOCH,
     RunKeys.DEVICE,
+    RunKeys.REFERENCE,
+    RunKeys.TARGET_PROCEDURE,
     RunKeys.SUITE,
 )
 

@@ -60,7 +60,8 @@ def test_reference_table_sets_best_so_far_beside_the_published_values(stored):
     vals = [p.val for p in walk(run)]
     text = (out / "report.md").read_text()
     start = text.index("### Reference figures")
-    section = text[start : text.index("\n### ", start + 1)]
+    end = text.find("\n#", start + 1)  # the next heading, of any level
+    section = text[start : end if end >= 0 else None]
     rows = [line for line in section.splitlines() if line.startswith("| fixed")]
     assert len(rows) == 2
     for line, epochs, ref in zip(rows, (1, 2), (400.0, 380.0)):
