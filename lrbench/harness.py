@@ -177,7 +177,7 @@ def run_one(
         strategy.run(ctx)
         ctx.record_chosen_final_metrics()
     except BaseException as e:
-        _record_interruption(study, first_new, e)
+        _record_interruption(study, storage, first_new, e)
         raise
     records.add_wall_seconds(study, time.perf_counter() - t0)
     study.set_user_attr(RunKeys.FINISHED_AT, time.time())
@@ -185,11 +185,13 @@ def run_one(
     return True
 
 
-def _record_interruption(study: optuna.Study, first_new: int, exc: BaseException) -> None:
+def _record_interruption(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, first_new: int, exc: BaseException
+) -> None:
     """After `exc` stopped the run: fail what is still RUNNING, with the reason; for Ctrl-C or a
     lost claim, note the trials it failed, which results then do not count as the strategy's."""
     reason = records.interruption_reason(exc)
-    failed = records.fail_interrupted_trials(study, reason)
+    failed = records.fail_interrupted_trials(study, storage, reason)
     if isinstance(exc, (KeyboardInterrupt, ClaimLost)):
         failed += [
             t.number
@@ -222,7 +224,7 @@ def _open_run_study(
     if stub or not stored.settings_complete:
         records.write_run_settings(study, {**attrs, **_kept_settings(stored)})
     study.set_user_attr(RunKeys.STATUS, "running")
-    records.fail_interrupted_trials(study)
+    records.fail_interrupted_trials(study, storage)
     return study
 
 

@@ -509,7 +509,9 @@ def spent_steps(study: optuna.Study) -> int:
     )
 
 
-def fail_interrupted_trials(study: optuna.Study, reason: str | None = None) -> list[int]:
+def fail_interrupted_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, reason: str | None = None
+) -> list[int]:
     """Fail the trials a killed process left RUNNING; return their numbers.
 
     Without a `reason` they are a dead worker's, found on resume: noted as interrupted.
@@ -518,15 +520,22 @@ def fail_interrupted_trials(study: optuna.Study, reason: str | None = None) -> l
     trial another route (a storage heartbeat) already finished: those are skipped.
     """
     numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    failed = []
+    study_id, failed = storage.get_study_id_from_name(study.study_name), []
     for number in numbers:
-        # Through the study alone (Optuna's public API): the reason goes to the run's attrs
-        # below, since a trial's own attrs can only be set by the process that holds it.
+        # The storage's public lookups: a trial of a dead process has no Trial object to hold.
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        try:
+            storage.set_trial_user_attr(trial_id, TrialKeys.FAIL_REASON, reason or LOST_WORKER)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile by another route
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         failed.append(number)
     if reason is None:
         note_interrupted(study, failed)
     return failed
+
+
+LOST_WORKER = "worker lost: left running by a process that stopped, failed on resume"
 
 
 def note_interrupted(study: optuna.Study, numbers: list[int]) -> None:

@@ -119,14 +119,16 @@ def test_run_record_reads_a_study_and_its_storage_with_name_fallbacks(tmp_path):
 
 
 def test_failing_interrupted_trials_uses_only_running_ones():
-    study = optuna.create_study()
+    study_storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=study_storage)
     done = study.ask()
     study.tell(done, 1.0)
     study.ask()  # left RUNNING, as by a killed process
-    assert records.fail_interrupted_trials(study) == [1]
+    assert records.fail_interrupted_trials(study, study_storage) == [1]
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert study.user_attrs[RunKeys.INTERRUPTED_TRIALS] == [1]
-    assert records.fail_interrupted_trials(study) == []
+    assert study.trials[1].user_attrs[TrialKeys.FAIL_REASON] == records.LOST_WORKER
+    assert records.fail_interrupted_trials(study, study_storage) == []
 
 
 def test_planned_epochs_are_the_trial_length_or_the_budget_left_for_an_exploit_trial():
