@@ -167,7 +167,7 @@ class RunContext:
         try:
             result = train(self.task, config, device=self.device, data=self.data, options=options)
         except BaseException as e:  # Ctrl-C included: the failed trial says why
-            _note_fail_reason(trial, e)
+            note_fail_reason(trial, e)
             raise
         _write_record(trial, config, result, monitor.pruned, phase)
         if not monitor.pruned:
@@ -290,7 +290,8 @@ def _write_record(
     ).write(trial)
 
 
-def _note_fail_reason(trial: optuna.Trial, exc: BaseException) -> None:
+def note_fail_reason(trial: optuna.Trial, exc: BaseException) -> None:
+    """Record on a live trial why it is failing (an interruption, an error)."""
     try:
         trial.set_user_attr(TrialKeys.FAIL_REASON, records.interruption_reason(exc))
     except Exception:  # the storage itself may be what failed; the original error matters

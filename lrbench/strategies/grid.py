@@ -70,13 +70,13 @@ class GridStrategy(SamplerStrategy):
 
     def requeue_failed_rates(self, ctx: RunContext) -> None:
         """Put a failed (interrupted) trial's rate back in the queue, as optuna's
-        RetryFailedTrialCallback does: GridSampler counts its point as visited, so without
+        RetryHeartbeatStaleTrialCallback does: GridSampler counts its point as visited, so without
         this a resumed grid would skip it. A waiting trial's rate is read from the user attr
         it was enqueued with, so a rate is queued once."""
         study = ctx.study
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
         queued = {
             t.user_attrs.get(TrialKeys.ENQUEUED_LR)
             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))

@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from lrbench.records import TrialKeys
-from lrbench.strategies.base import LR, RunContext, Strategy
+from lrbench.strategies.base import LR, RunContext, Strategy, note_fail_reason
 from lrbench.strategies.options import StrategyOptions, option
 
 PRUNERS = ("none", "median", "hyperband")
@@ -90,7 +90,11 @@ class SamplerStrategy(Strategy):
         study = ctx.study
 
         def objective(trial: optuna.Trial) -> float:
-            lr = self.suggest_lr(ctx, trial)
+            try:
+                lr = self.suggest_lr(ctx, trial)
+            except KeyboardInterrupt as e:  # Ctrl-C while sampling: say so, as in training
+                note_fail_reason(trial, e)
+                raise
             result = ctx.train_trial(trial, lr, prune=prune)
             if trial.user_attrs.get(TrialKeys.PRUNED):
                 raise optuna.TrialPruned()
