@@ -440,27 +440,33 @@ class _Trainer:
         return False
 
     def result(self, initial_val: float | None, test: float | None) -> TrainResult:
-        config = self.config
-        return TrainResult(
-            task=self.task.name,
-            lr=config.lr,
-            optimizer=config.optimizer,
-            schedule=config.schedule.describe(),
-            seed=config.seed,
-            epochs=self.steps / self.spe,
-            steps=self.steps,
-            best_epoch=self.best_epoch,
-            best_val=self.best_val,
-            test=test,
-            diverged=self.diverged,
-            cut=self.cut,
-            stopped=self.stopped,
-            seconds=self.train_seconds,
-            eval_seconds=self.eval_seconds,
-            history=self.history,
-            initial_val=initial_val,
-            best_state=self.best_state if self.options.keep_best_state else None,
-        )
+        return result_of(self, initial_val, test)
+
+
+def result_of(run: Any, initial_val: float | None, test: float | None) -> TrainResult:
+    """The `TrainResult` of a finished trial's bookkeeping: the single-trial engine's or a
+    population member's (both keep the same attributes: task, config, steps, spe, history ...)."""
+    config = run.config
+    return TrainResult(
+        task=run.task.name,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        schedule=config.schedule.describe(),
+        seed=config.seed,
+        epochs=run.steps / run.spe,
+        steps=run.steps,
+        best_epoch=run.best_epoch,
+        best_val=run.best_val,
+        test=test,
+        diverged=run.diverged,
+        cut=run.cut,
+        stopped=run.stopped,
+        seconds=run.train_seconds,
+        eval_seconds=run.eval_seconds,
+        history=run.history,
+        initial_val=initial_val,
+        best_state=run.best_state if run.options.keep_best_state else None,
+    )
 
 
 def final_metrics(

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from lrbench.engine import EpochRecord, TrainConfig, TrainOptions, TrainResult
+from lrbench.engine import EpochRecord, TrainConfig, TrainOptions, TrainResult, result_of
 from lrbench.schedules import BuiltSchedule, build_schedule
 from lrbench.tasks.base import Task
 
@@ -140,24 +140,4 @@ class Member:
         return record.epoch >= self.config.epochs
 
     def result(self, test: float | None) -> TrainResult:
-        config = self.config
-        return TrainResult(
-            task=self.task.name,
-            lr=config.lr,
-            optimizer=config.optimizer,
-            schedule=config.schedule.describe(),
-            seed=config.seed,
-            epochs=self.steps / self.spe,
-            steps=self.steps,
-            best_epoch=self.best_epoch,
-            best_val=self.best_val,
-            test=test,
-            diverged=self.diverged,
-            cut=self.cut,
-            stopped=self.stopped,
-            seconds=self.train_seconds,
-            eval_seconds=self.eval_seconds,
-            history=self.history,
-            initial_val=self.initial_val,
-            best_state=self.best_state if self.options.keep_best_state else None,
-        )
+        return result_of(self, self.initial_val, test)
