@@ -502,10 +502,17 @@ def add_wall_seconds(study: optuna.Study, seconds: float) -> None:
 
 
 def spent_steps(study: optuna.Study) -> int:
-    """Steps the run has charged so far: its overhead plus every trial's steps."""
-    trials = study.get_trials(deepcopy=False)
-    return RunRecord.from_study(study).overhead_steps + sum(
-        int(t.user_attrs.get(TrialKeys.STEPS, 0) or 0) for t in trials
+    """Steps the run has charged so far: its overhead plus the steps of every trial that counts.
+
+    A trial an interruption failed is not charged: a kill can land after the trial stored its
+    steps and before it was told, and the resumed run must spend what an uninterrupted one does.
+    """
+    run = RunRecord.from_study(study)
+    skip = set(run.interrupted_trials)
+    return run.overhead_steps + sum(
+        int(t.user_attrs.get(TrialKeys.STEPS, 0) or 0)
+        for t in study.get_trials(deepcopy=False)
+        if t.number not in skip
     )
 
 

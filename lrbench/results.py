@@ -130,6 +130,16 @@ class Run:
         rec = self._trial_records.get(t.number)
         return rec if rec is not None else TrialRecord.from_frozen(t)
 
+    @cached_property
+    def counted_trials(self) -> list[FrozenTrial]:
+        """The trials charged to the run, in number order: all but those an interruption
+        failed, which cost the strategy nothing (as `records.spent_steps` charges)."""
+        skip = set(self.record.interrupted_trials)
+        return [t for t in self.trials if t.number not in skip]
+
+    def counts(self, t: FrozenTrial) -> bool:
+        return t.number not in self.record.interrupted_trials
+
     @property
     def task(self) -> str:
         return self.record.task
@@ -256,9 +266,9 @@ class Point:
 
 
 def walk(run: Run) -> Iterator[Point]:
-    """Every epoch record of `run`: overhead first, then trials in number order."""
+    """Every epoch record of `run`: overhead first, then its counted trials in number order."""
     epochs, seconds = run.overhead_epochs, run.overhead_seconds
-    for t in run.trials:
+    for t in run.counted_trials:
         rec = run.trial_record(t)
         within = 0.0
         for entry in rec.history:
@@ -269,7 +279,7 @@ def walk(run: Run) -> Iterator[Point]:
 
 
 def total_epochs(run: Run) -> float:
-    return run.overhead_epochs + sum(run.trial_record(t).epochs for t in run.trials)
+    return run.overhead_epochs + sum(run.trial_record(t).epochs for t in run.counted_trials)
 
 
 def first_reach(run: Run) -> Point | None:
@@ -310,15 +320,16 @@ def load_trials(
     """One row per trial of every run of `suite` (see TRIAL_COLUMNS).
 
     `cum_epochs_start` is the run's epochs spent before the trial: range-test overhead plus the
-    epochs of the trials numbered before it. `final_val` is the last epoch record's validation
-    metric (NaN when that epoch diverged).
+    epochs of the counted trials numbered before it (`Run.counted_trials`). `final_val` is the
+    last epoch record's validation metric (NaN when that epoch diverged).
     """
     rows = []
     for run in _runs(storage, suite):
         spent = run.overhead_epochs
         for t in run.trials:
             rows.append(_trial_row(run, t, spent))
-            spent += run.trial_record(t).epochs
+            if run.counts(t):
+                spent += run.trial_record(t).epochs
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 
@@ -379,8 +390,10 @@ def run_result(run: Run) -> dict[str, Any]:
     hit = first_reach(run)
     chosen = chosen_trial(run)
     chosen_rec = run.trial_record(chosen) if chosen is not None else None
-    states = [t.state for t in run.trials]
-    trial_recs = [run.trial_record(t) for t in run.trials]
+    # Trials failed by an interruption (Ctrl-C, a killed worker) say nothing of the strategy.
+    counted = run.counted_trials
+    states = [t.state for t in counted]
+    trial_recs = [run.trial_record(t) for t in counted]
     return {
         "suite": r.suite,
         "task": run.task,
@@ -403,14 +416,11 @@ def run_result(run: Run) -> dict[str, Any]:
         "test": _num(chosen_rec.test) if chosen_rec is not None else math.nan,
         "total_epochs": total_epochs(run),
         "overhead_epochs": run.overhead_epochs,
-        "n_trials": sum(t.number not in r.interrupted_trials for t in run.trials),
+        "n_trials": len(counted),
         "n_complete": states.count(TrialState.COMPLETE),
         "n_pruned": states.count(TrialState.PRUNED),
         "n_diverged": sum(rec.diverged for rec in trial_recs),
-        # Trials failed by an interruption (Ctrl-C, a killed worker) say nothing of the strategy.
-        "n_failed": sum(
-            t.state == TrialState.FAIL and t.number not in r.interrupted_trials for t in run.trials
-        ),
+        "n_failed": states.count(TrialState.FAIL),
         "n_cut": sum(rec.cut for rec in trial_recs),
         "wall_seconds": r.wall_seconds,
         "optimizer": r.get(RunKeys.OPTIMIZER),

@@ -111,7 +111,7 @@ def planned_epochs(run: Run, trial) -> int:
     # The old exploit phase trained for the budget left when it started.
     spe = int(run.record.steps_per_epoch)
     spent = run.record.overhead_steps + sum(
-        run.trial_record(t).steps for t in run.trials if t.number < trial.number
+        run.trial_record(t).steps for t in run.counted_trials if t.number < trial.number
     )
     remaining = int(round(run.record.budget_epochs * spe)) - spent
     return max(1, math.ceil(remaining / spe))
