@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -109,10 +109,14 @@ class RunQueue:
             self.study.enqueue_trial({}, user_attrs={ClaimKeys.RUN: run})
         return len(missing)
 
-    def claim(self) -> Claim | None:
-        """Take one waiting run (None when no run of ours is waiting)."""
+    def claim(self, only: Collection[str] | None = None) -> Claim | None:
+        """Take one waiting run, of `only` if given (None when none of them is waiting)."""
         while True:
-            waiting = self._claims((TrialState.WAITING,))
+            waiting = [
+                t
+                for t in self._claims((TrialState.WAITING,))
+                if only is None or _run_of(t) in only
+            ]
             if not waiting:
                 return None
             for trial in sorted(waiting, key=lambda t: t.number):

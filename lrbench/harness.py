@@ -17,13 +17,10 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from lrbench import records
 from lrbench.budget_fit import budget_warnings
@@ -31,7 +28,15 @@ from lrbench.claims import Claim, RunQueue
 from lrbench.engine import EpochRecord, resolve_device
 from lrbench.errors import ConfigError, Interrupted, out_of_memory
 from lrbench.progress import SuiteProgress, WorkerProgress
-from lrbench.records import RUN_IDENTITY, RunKeys, RunRecord
+from lrbench.records import RunKeys, RunRecord
+from lrbench.run_study import (  # noqa: F401  (run_one and RunOptions: public here too)
+    ClaimLost,
+    RunOptions,
+    check_same_run,
+    run_one,
+    trained_anything,
+)
+from lrbench.seed_batch import describe, run_seed_group, seed_group_size, siblings
 from lrbench.storage import (  # noqa: F401  (re-exported: the report opens storages here)
     GRACE_S,
     HEARTBEAT_S,
@@ -39,23 +44,9 @@ from lrbench.storage import (  # noqa: F401  (re-exported: the report opens stor
     default_storage_url,
     open_storage,
 )
-from lrbench.strategies import RunContext, get_strategy
 from lrbench.suite import RunSpec, Suite, load_suite
 from lrbench.tasks import get_task
 from lrbench.workers import interrupt_once, interrupts_ignored, run_in_processes
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How this invocation runs each run; it travels to worker processes, so keep it picklable.
-
-    A new per-run option of `lrbench run` (e.g. a population size) is a field here, set by the
-    CLI and read in `run_one`.
-    """
-
-    device: str = "auto"
-    # Trials a batching strategy trains at once (`lrbench.population`); None: by device and task.
-    population: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,10 +56,6 @@ class WorkerOptions:
     progress: bool = True
     heartbeat_interval: int = HEARTBEAT_S
     grace_period: int = GRACE_S
-
-
-class ClaimLost(Exception):
-    """Another worker declared this worker's claim dead (its heartbeat lapsed) and took it."""
 
 
 class _QuietInterruptions(logging.Filter):
@@ -84,162 +71,6 @@ def _quiet_interruptions() -> None:
     logger = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, _QuietInterruptions) for f in logger.filters):
         logger.addFilter(_QuietInterruptions())
-
-
-def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dict[str, Any]:
-    """What a run's study records about itself: everything a report needs, from storage alone."""
-    return {
-        RunKeys.SUITE: run.suite,
-        RunKeys.TASK: run.task.label,
-        RunKeys.TASK_NAME: run.task.name,
-        RunKeys.STRATEGY: run.strategy.label,
-        RunKeys.STRATEGY_NAME: run.strategy.name,
-        RunKeys.SEED: run.seed,
-        RunKeys.BUDGET_EPOCHS: run.task.budget_epochs,
-        RunKeys.EPOCHS_PER_TRIAL: run.task.epochs_per_trial,
-        RunKeys.TARGET: run.task.target,
-        RunKeys.DIRECTION: task.direction,
-        RunKeys.METRIC: task.metric,
-        RunKeys.METRIC_UNIT: task.metric_unit,
-        RunKeys.LOW: run.task.low,
-        RunKeys.HIGH: run.task.high,
-        RunKeys.OPTIMIZER: run.optimizer or task.default_optimizer,
-        RunKeys.TASK_OPTIONS: dict(task.options),
-        RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
-        RunKeys.STEPS_PER_EPOCH: steps_per_epoch,
-        RunKeys.DEVICE: device,
-        RunKeys.REFERENCE: [list(pair) for pair in run.strategy.reference],
-        RunKeys.TARGET_PROCEDURE: run.task.target_procedure,
-    }
-
-
-def _check_same_run(name: str, stored: dict[str, Any], attrs: dict[str, Any]) -> None:
-    """A stored run made with other identity values (budget, target ...) is not this run."""
-    if RunKeys.SUITE not in stored:  # settings never completely written: nothing trained
-        return
-    for key in RUN_IDENTITY:
-        if key in stored and key in attrs and _same(stored[key], attrs[key]) is False:
-            raise ConfigError(
-                f"run {name!r} is stored with {key}={stored[key]!r} but the suite now says "
-                f"{attrs[key]!r}. To keep both, give another --storage or another suite name "
-                "([suite] name = ...); to replace the stored runs, delete the storage first"
-            )
-
-
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def run_one(
-    run: RunSpec,
-    storage: optuna.storages.BaseStorage,
-    *,
-    device: str = "auto",
-    data_options=None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    on_start: Callable[[RunSpec, float], None] | None = None,
-    options: RunOptions | None = None,
-) -> bool:
-    """Run (or resume) one run; return False if it was already complete.
-
-    The caller must hold the run's claim (or be the only process on the storage). On any
-    exception (Ctrl-C included) the trial in flight is failed with the reason and the
-    run stays "running", to be resumed.
-    """
-    options = options or RunOptions(device=device)
-    dev = resolve_device(options.device)
-    task = get_task(run.task.name, **run.task.options)
-    task.target = run.task.target
-    strategy = get_strategy(run.strategy.name, **run.strategy.options)
-    data = task.prepare(dev, data_options)
-    study = _open_run_study(run, storage, task, data.steps_per_epoch, str(dev))
-    if study is None:
-        return False
-    ctx = RunContext(
-        task,
-        data,
-        study,
-        seed=run.seed,
-        budget_epochs=run.task.budget_epochs,
-        epochs_per_trial=run.task.epochs_per_trial,
-        low=run.task.low,
-        high=run.task.high,
-        device=dev,
-        optimizer=run.optimizer,
-        on_epoch=on_epoch,
-        population=options.population,
-    )
-    if on_start is not None:
-        on_start(run, ctx.spent_epochs())
-    first_new = len(study.get_trials(deepcopy=False))
-    t0 = time.perf_counter()
-    try:
-        strategy.run(ctx)
-        ctx.record_chosen_final_metrics()
-    except BaseException as e:
-        _record_interruption(study, storage, first_new, e)
-        raise
-    records.add_wall_seconds(study, time.perf_counter() - t0)
-    study.set_user_attr(RunKeys.FINISHED_AT, time.time())
-    study.set_user_attr(RunKeys.STATUS, "complete")
-    return True
-
-
-def _record_interruption(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, first_new: int, exc: BaseException
-) -> None:
-    """After `exc` stopped the run: fail what is still RUNNING, with the reason; for Ctrl-C or a
-    lost claim, note the trials it failed, which results then do not count as the strategy's."""
-    reason = records.interruption_reason(exc)
-    failed = records.fail_interrupted_trials(study, storage, reason)
-    if isinstance(exc, (KeyboardInterrupt, ClaimLost)):
-        failed += [
-            t.number
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.number >= first_new and t.user_attrs.get(records.TrialKeys.FAIL_REASON) == reason
-        ]
-        records.note_interrupted(study, sorted(set(failed)))
-
-
-def _open_run_study(
-    run: RunSpec, storage: optuna.storages.BaseStorage, task, steps_per_epoch: int, device: str
-) -> optuna.Study | None:
-    """The run's study, created or resumed and marked running; None if it is complete.
-
-    Only this worker drives this study (it holds the claim), so trials a killed process left
-    RUNNING are failed. Settings a killed process left half-written are written again.
-    """
-    attrs = run_spec_attrs(run, task, steps_per_epoch, device)
-    study = optuna.create_study(
-        storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
-    )
-    stub = not _trained_anything(study)
-    if not stub:
-        _check_same_run(study.study_name, study.user_attrs, attrs)
-    stored = RunRecord.from_study(study)
-    if stored.status == "complete":
-        return None
-    if RunKeys.STARTED_AT not in stored.attrs:
-        study.set_user_attr(RunKeys.STARTED_AT, time.time())
-    if stub or not stored.settings_complete:
-        records.write_run_settings(study, {**attrs, **_kept_settings(stored)})
-    study.set_user_attr(RunKeys.STATUS, "running")
-    records.fail_interrupted_trials(study, storage)
-    return study
-
-
-def _trained_anything(study: optuna.Study) -> bool:
-    """Whether a stored run holds any training: a run whose every trial failed (out of memory,
-    a typo in an option) is a stub that takes the suite's settings as they are now."""
-    done = (TrialState.COMPLETE, TrialState.PRUNED)
-    return bool(study.get_trials(deepcopy=False, states=done)) or bool(
-        RunRecord.from_study(study).overhead_steps
-    )
-
-
-def _kept_settings(stored: RunRecord) -> dict[str, Any]:
-    """Settings of a run resumed from an older storage that are kept as stored (its device)."""
-    return {RunKeys.DEVICE: stored.attrs[RunKeys.DEVICE]} if RunKeys.DEVICE in stored.attrs else {}
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -303,7 +134,7 @@ def _check_stored_settings(store: optuna.storages.BaseStorage, runs: list[RunSpe
     """Refuse at once, before any worker starts, when a run is stored with other settings."""
     stored = {s.study_name: s.user_attrs for s in store.get_all_studies()}
     for run in runs:
-        if run.study_name in stored and _trained_anything(
+        if run.study_name in stored and trained_anything(
             optuna.load_study(study_name=run.study_name, storage=store)
         ):
             known = {
@@ -314,7 +145,7 @@ def _check_stored_settings(store: optuna.storages.BaseStorage, runs: list[RunSpe
                 RunKeys.HIGH: run.task.high,
                 RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
             }
-            _check_same_run(run.study_name, stored[run.study_name], known)
+            check_same_run(run.study_name, stored[run.study_name], known)
 
 
 def work(
@@ -347,7 +178,8 @@ def work(
             done, running, total = queue.counts()
             overall.update(done, running)
             if claim is not None:
-                _drive(claim, by_name[claim.run], store, suite, options, bar)
+                claims = [claim, *_claim_seed_siblings(queue, by_name[claim.run], runs, options)]
+                _drive(claims, [by_name[c.run] for c in claims], store, suite, options, bar)
             elif done == total:
                 break
             elif running == 0:
@@ -364,44 +196,75 @@ def _names(runs: list[RunSpec]) -> list[str]:
     return [r.study_name for r in runs]
 
 
+def _claim_seed_siblings(
+    queue: RunQueue, run: RunSpec, runs: list[RunSpec], options: RunOptions
+) -> list[Claim]:
+    """Claims of runs that differ from `run` only in seed, to drive with it as one population
+    (`lrbench.seed_batch`): as many as the population size allows, none where it is 1."""
+    limit = seed_group_size(run, options) - 1
+    if limit <= 0:
+        return []
+    wanted, taken = set(siblings(run, runs)), []
+    while len(taken) < limit and (claim := queue.claim(only=wanted)) is not None:
+        taken.append(claim)
+        wanted.discard(claim.run)
+    return taken
+
+
 def _drive(
-    claim: Claim,
-    run: RunSpec,
+    claims: list[Claim],
+    runs: list[RunSpec],
     store: optuna.storages.BaseStorage,
     suite: Suite,
     options: RunOptions,
     bar: WorkerProgress,
 ) -> None:
-    """Run the claimed run; tell the claim COMPLETE, or give it up with the reason."""
+    """Run the claimed runs (one, or a seed group together); tell each claim COMPLETE, or give
+    them up with the reason."""
 
-    def on_epoch(record: EpochRecord) -> None:
-        bar.epoch(record)
-        if claim.lost:
-            raise ClaimLost(f"{run.study_name}: another worker took this run over")
-
-    def on_start(run: RunSpec, spent: float) -> None:
-        bar.start(run.study_name, run.task.budget_epochs, spent)
+    def on_epoch(record: EpochRecord, trial: str) -> None:
+        bar.epoch(record, trial)
+        lost = next((c for c in claims if c.lost), None)
+        if lost is not None:
+            raise ClaimLost(f"{lost.run}: another worker took this run over")
 
     try:
-        run_one(
-            run,
-            store,
-            options=options,
-            data_options=suite.data,
-            on_epoch=on_epoch,
-            on_start=on_start,
-        )
+        if len(runs) == 1:
+            run_one(
+                runs[0],
+                store,
+                options=options,
+                data_options=suite.data,
+                on_epoch=on_epoch,
+                on_start=lambda run, spent: bar.start(
+                    run.study_name, run.task.budget_epochs, spent
+                ),
+            )
+        else:
+            run_seed_group(
+                runs,
+                store,
+                options=options,
+                data_options=suite.data,
+                on_epoch=on_epoch,
+                on_start=lambda budget, spent: bar.start(describe(runs), budget, spent),
+            )
     except ClaimLost:
         bar.finish("taken over by another worker")
+        for c in claims:
+            if not c.lost:  # driven with the lost one: stopped, to be claimed again
+                c.release("stopped: a run driven with it was taken over")
         return
     except BaseException as e:
         bar.finish("stopped")
-        claim.release(records.interruption_reason(e))
-        oom = out_of_memory(e, f"training {run.study_name}")
+        for c in claims:
+            c.release(records.interruption_reason(e))
+        oom = out_of_memory(e, f"training {', '.join(r.study_name for r in runs)}")
         if oom is not None:
             raise oom from None
         raise
-    claim.complete()
+    for c in claims:
+        c.complete()
     bar.finish()
 
 

@@ -62,14 +62,16 @@ class WorkerProgress:
         self.tty = _is_tty()
         self.bar = None
         self.run_name = ""
-        self.base = self.last_done = 0.0
-        self.last_epoch = 0
+        self.done = 0.0  # epochs charged to the run(s) being driven, as far as seen
+        self._trials: dict[str, float] = {}  # epochs done per trial key
         self.t0 = time.monotonic()
         self._waiting_for: int | None = None
 
     def start(self, run_name: str, budget: float, spent: float) -> None:
+        """A run (or several runs trained as one population: their budgets and spending
+        summed) begins."""
         self.run_name, self.t0, self._waiting_for = run_name, time.monotonic(), None
-        self.base, self.last_epoch, self.last_done = spent, 0, 0.0
+        self.done, self._trials = spent, {}
         if not self.enabled or not self.tty:
             return
         from tqdm import tqdm
@@ -85,13 +87,13 @@ class WorkerProgress:
             bar_format="{l_bar}{bar}| {n:.1f}/{total:g} epochs [{elapsed}<{remaining}]",
         )
 
-    def epoch(self, record: EpochRecord) -> None:
-        # Counted from the records themselves: no storage query per epoch.
-        if record.epoch <= self.last_epoch:  # a new trial began
-            self.base += self.last_done
-        self.last_epoch, self.last_done = record.epoch, record.epochs_done
+    def epoch(self, record: EpochRecord, trial: str) -> None:
+        """One epoch of `trial` (a key per trial: a population's members interleave their
+        epochs). Counted from the records themselves: no storage query per epoch."""
+        self.done += record.epochs_done - self._trials.get(trial, 0.0)
+        self._trials[trial] = record.epochs_done
         if self.bar is not None:
-            self.bar.update(self.base + record.epochs_done - self.bar.n)
+            self.bar.update(self.done - self.bar.n)
             self.bar.set_postfix_str(f"val {record.val:.4g}", refresh=False)
 
     def finish(self, what: str = "done") -> None:

@@ -142,7 +142,7 @@ def test_an_interrupted_run_finishes_as_an_uninterrupted_one(tiny_run, tmp_path)
     url2 = f"sqlite:///{tmp_path / 'interrupted.db'}"
     epochs_seen = 0
 
-    def interrupt(record):
+    def interrupt(record, trial):
         nonlocal epochs_seen
         epochs_seen += 1
         if epochs_seen == 6:  # after a trial or more, in the middle of the next one

@@ -59,8 +59,9 @@ class RunContext:
     high: float = 1.0
     device: torch.device | str = "cpu"
     optimizer: str | None = None
-    # Called after every epoch of every trial (progress bars); must not raise.
-    on_epoch: Callable[[EpochRecord], None] | None = None
+    # Called after every epoch of every trial with the trial's key (`trial_key`): progress
+    # bars, which must tell apart the interleaved epochs of a population's members.
+    on_epoch: Callable[[EpochRecord, str], None] | None = None
     # The best state of the best trial trained in this process, for the chosen configuration's
     # final metrics: (trial number, its best validation value, its best weights).
     _best_kept: tuple[int, float, dict] | None = field(default=None, init=False, repr=False)
@@ -123,6 +124,29 @@ class RunContext:
         return result
 
     # -- one trial -----------------------------------------------------------------------------
+    def trial_config(
+        self,
+        lr: float,
+        *,
+        schedule: ScheduleSpec | None = None,
+        epochs: int | None = None,
+        optimizer: str | None = None,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> TrainConfig:
+        """A trial's training configuration in this run: its epochs per trial, its optimizer
+        and seed, cut at the budget left (or `max_steps`)."""
+        return TrainConfig.for_task(
+            self.task,
+            lr,
+            epochs=epochs or self.epochs_per_trial,
+            optimizer=optimizer or self.optimizer,
+            schedule=schedule,
+            seed=self.seed,
+            max_steps=self.remaining_steps() if max_steps is None else max_steps,
+            **(optimizer_kwargs or {}),
+        )
+
     def train_trial(
         self,
         trial: optuna.Trial,
@@ -146,15 +170,12 @@ class RunContext:
         exploit phase's patience rule). `optimizer` (with its `optimizer_kwargs`) replaces the
         run's optimizer for this trial (the self-tuning strategies bring their own).
         """
-        config = TrainConfig.for_task(
-            self.task,
+        config = self.trial_config(
             lr,
-            epochs=epochs or self.epochs_per_trial,
-            optimizer=optimizer or self.optimizer,
             schedule=schedule,
-            seed=self.seed,
-            max_steps=self.remaining_steps(),
-            **(optimizer_kwargs or {}),
+            epochs=epochs,
+            optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs,
         )
         monitor = _TrialMonitor(self, trial, prune, stop_rule)
         options = TrainOptions(
@@ -213,41 +234,19 @@ class RunContext:
         `train_trial` records a lone one: its reports, pruning and budget charge are its own.
 
         Trial i is cut where it would be cut had the ones before it run first at full length."""
-        epochs, remaining = self.epochs_per_trial, self.remaining_steps()
-        configs = [
-            TrainConfig.for_task(
-                self.task,
-                lr,
-                epochs=epochs,
-                optimizer=self.optimizer,
-                seed=self.seed,
-                max_steps=max(0, remaining - i * epochs * self.steps_per_epoch),
+        per_trial, remaining = self.epochs_per_trial * self.steps_per_epoch, self.remaining_steps()
+        planned = [
+            PlannedTrial(
+                self, trial, self.trial_config(lr, max_steps=max(0, remaining - i * per_trial))
             )
-            for i, lr in enumerate(lrs)
+            for i, (trial, lr) in enumerate(zip(trials, lrs))
         ]
-        monitors = [_TrialMonitor(self, t, prune, None) for t in trials]
-        options = [
-            TrainOptions(callback=m.after_epoch, evaluate_initial=True, keep_best_state=True)
-            for m in monitors
-        ]
-        results = train_population(
-            self.task, configs, device=self.device, data=self.data, options=options
-        )
-        for trial, config, result, monitor in zip(trials, configs, results, monitors):
-            _write_record(trial, config, result, monitor.pruned, "search")
-            if not monitor.pruned:
-                self._keep_best(trial.number, result)
-            result.best_state = None
-        return results
+        return train_planned(planned, prune=prune)
 
     def run_fixed_trial(self, lr: float, **train_options: Any) -> TrainResult:
-        """Ask for a trial at exactly `lr` (no sampler chooses it), train it, tell the result.
-
-        The trial's `lr` parameter is a single-point distribution, so the study records the
-        configuration. If training raises (Ctrl-C included), the trial is told FAIL first.
-        """
-        dist = optuna.distributions.FloatDistribution(lr, lr, log=True)
-        trial = self.study.ask({LR: dist})
+        """Ask for a trial at exactly `lr` (`ask_fixed`), train it, tell the result. If training
+        raises (Ctrl-C included), the trial is told FAIL first."""
+        trial = self.ask_fixed(lr)
         try:
             result = self.train_trial(trial, lr, **train_options)
         except BaseException:
@@ -255,6 +254,11 @@ class RunContext:
             raise
         self.study.tell(trial, self.objective_value(result))
         return result
+
+    def ask_fixed(self, lr: float) -> optuna.Trial:
+        """A new trial whose `lr` is exactly `lr`: a single-point distribution, so the study
+        records the configuration and no sampler chooses it."""
+        return self.study.ask({LR: optuna.distributions.FloatDistribution(lr, lr, log=True)})
 
     def objective_value(self, result: TrainResult) -> float:
         """The value told to Optuna: the best validation metric; for a trial that diverged before
@@ -264,6 +268,48 @@ class RunContext:
         if result.initial_val is not None and math.isfinite(result.initial_val):
             return result.initial_val
         return self.task.worst_value()
+
+
+@dataclass
+class PlannedTrial:
+    """A trial asked for in a run and configured: one member of a population, which may mix
+    trials of several runs of one task (`lrbench.seed_batch`)."""
+
+    ctx: RunContext
+    trial: optuna.Trial
+    config: TrainConfig
+
+
+def train_planned(
+    planned: list[PlannedTrial], *, prune: bool = False, phase: str = "search"
+) -> list[TrainResult]:
+    """Train the planned trials as one population and record each as `RunContext.train_trial`
+    records a lone trial: its reports, pruning and budget charge are its own and its run's.
+    The trials are left running, for the caller to tell."""
+    first = planned[0].ctx
+    monitors = [_TrialMonitor(p.ctx, p.trial, prune, None) for p in planned]
+    options = [
+        TrainOptions(callback=m.after_epoch, evaluate_initial=True, keep_best_state=True)
+        for m in monitors
+    ]
+    try:
+        results = train_population(
+            first.task,
+            [p.config for p in planned],
+            device=first.device,
+            data=first.data,
+            options=options,
+        )
+    except BaseException as e:  # Ctrl-C included: each failed trial says why
+        for p in planned:
+            note_fail_reason(p.trial, e)
+        raise
+    for p, result, monitor in zip(planned, results, monitors):
+        _write_record(p.trial, p.config, result, monitor.pruned, phase)
+        if not monitor.pruned:
+            p.ctx._keep_best(p.trial.number, result)
+        result.best_state = None
+    return results
 
 
 def _write_record(
@@ -290,6 +336,11 @@ def _write_record(
     ).write(trial)
 
 
+def trial_key(study: optuna.Study, trial: optuna.Trial) -> str:
+    """A trial's name across runs: `<study name>#<trial number>`."""
+    return f"{study.study_name}#{trial.number}"
+
+
 def note_fail_reason(trial: optuna.Trial, exc: BaseException) -> None:
     """Record on a live trial why it is failing (an interruption, an error)."""
     try:
@@ -312,7 +363,7 @@ class _TrialMonitor:
     def after_epoch(self, record: EpochRecord) -> bool:
         """True stops the trial."""
         if self.ctx.on_epoch is not None:
-            self.ctx.on_epoch(record)
+            self.ctx.on_epoch(record, trial_key(self.ctx.study, self.trial))
         if math.isfinite(record.val):
             self.trial.report(record.val, record.epoch)
         # Pruners may answer with a numpy bool, which JSON (the storage's format) refuses.

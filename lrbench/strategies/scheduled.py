@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from optuna.trial import TrialState
 
@@ -39,6 +39,10 @@ class RangeTestOptions(StrategyOptions):
 class ScheduledStrategy(Strategy):
     """Trains one configuration: subclasses say which in `configure`."""
 
+    # Runs of this strategy that differ only in seed may train their one trial each as one
+    # population (`lrbench.seed_batch`); not a strategy whose trial brings its own optimizer.
+    batches_seeds: ClassVar[bool] = True
+
     @abstractmethod
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         """The rate and schedule to train (may run the run's range test)."""
@@ -55,18 +59,25 @@ class ScheduledStrategy(Strategy):
         lr = getattr(self.opts, "lr", None)
         return float(lr) if lr is not None else self.suggested(ctx, rule)
 
-    def run(self, ctx: RunContext) -> None:
+    def plan(self, ctx: RunContext) -> tuple[float, ScheduleSpec] | None:
+        """The rate (6 significant digits, as stored) and schedule of the run's one trial; None
+        when there is nothing left to train (resumed after completion, or the range test spent
+        the whole budget)."""
         finished = ctx.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
         )
         if finished or ctx.remaining_steps() <= 0:
-            return  # resumed after completion: nothing left to do
+            return None
         lr, schedule = self.configure(ctx)
         if ctx.remaining_steps() <= 0:
-            return  # the range test spent the whole budget
-        ctx.run_fixed_trial(
-            float(f"{lr:.6g}"), schedule=schedule, phase="train", **self.trial_options(ctx)
-        )
+            return None
+        return float(f"{lr:.6g}"), schedule
+
+    def run(self, ctx: RunContext) -> None:
+        planned = self.plan(ctx)
+        if planned is not None:
+            lr, schedule = planned
+            ctx.run_fixed_trial(lr, schedule=schedule, phase="train", **self.trial_options(ctx))
 
     def trial_options(self, ctx: RunContext) -> dict[str, Any]:
         """Further `RunContext.train_trial` keywords (a self-tuning strategy's own optimizer)."""

@@ -31,6 +31,7 @@ class SelfTuningOptions(StrategyOptions):
 class SelfTuningStrategy(ScheduledStrategy):
     group = "self-tuning"
     Options = SelfTuningOptions
+    batches_seeds = False  # its optimizer is its own, not one a population steps per member
 
     @abstractmethod
     def optimizer_name(self, ctx: RunContext) -> str:
