@@ -170,7 +170,10 @@ def test_an_interrupted_run_finishes_as_an_uninterrupted_one(tiny_run, tmp_path)
     assert resumed.user_attrs["status"] == "complete"
 
 
-def test_a_trial_left_running_by_a_killed_worker_is_failed_on_resume(tiny_run, tmp_path):
+@pytest.mark.parametrize("stored_record", [False, True], ids=["mid-training", "before-tell"])
+def test_a_trial_left_running_by_a_killed_worker_is_failed_on_resume(
+    tiny_run, tmp_path, stored_record
+):
     suite_path, url = tiny_run
     suite = load_suite(suite_path)
     run = next(r for r in suite.runs("bowl/tpe") if r.seed == 0)
@@ -179,6 +182,9 @@ def test_a_trial_left_running_by_a_killed_worker_is_failed_on_resume(tiny_run, t
     killed = optuna.create_study(study_name=run.study_name, storage=open_storage(url2))
     orphan = killed.ask()
     orphan.suggest_float("lr", run.task.low, run.task.high, log=True)
+    if stored_record:  # killed after the trial stored its record, before it was told
+        orphan.set_user_attr("steps", 30)
+        orphan.set_user_attr("epochs", 3.0)
     killed.set_user_attr("status", "running")
     assert killed.trials[0].state == TrialState.RUNNING
 
