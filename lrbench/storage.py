@@ -9,6 +9,8 @@ setting it to RUNNING in one transaction, with a row lock (`SELECT ... FOR UPDAT
 PostgreSQL honours and SQLite ignores. So every SQLite transaction here begins with
 `BEGIN IMMEDIATE`, which takes SQLite's write lock at once: two processes then cannot both
 read a trial as waiting and both claim it. Writers wait their turn (up to `SQLITE_BUSY_S`).
+SQLite files are kept in write-ahead-log mode (`<file>-wal` beside the file while it is open;
+`close_storage` folds it back).
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ def open_storage(
     return storage
 
 
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Close a storage's connections. For SQLite the last one to close folds the write-ahead
+    log into the database file, so the `.db` file alone holds everything stored."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _retry_callback():
     """Optuna's callback that enqueues a copy of a trial failed for a stale heartbeat."""
     cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
@@ -102,9 +112,21 @@ def _make_sqlite_folder(url: str) -> None:
 def _begin_immediate(engine) -> None:
     from sqlalchemy import event
 
+    @event.listens_for(engine, "connect")
+    def _journal(dbapi_conn, _record) -> None:
+        # A write-ahead log, synced at checkpoints rather than at every commit: a trial stores
+        # a few dozen small writes, and an fsync for each was a third of a quick digits run.
+        # A killed process loses nothing committed; a power cut may lose the last commits.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections Optuna opened to create its tables predate the hooks
 
 
 def _quiet_optuna_warnings() -> None:

@@ -10,6 +10,7 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from test_harness import run_summaries, write_suite
 
 from lrbench.cli import main
 from lrbench.harness import open_storage
@@ -18,7 +19,6 @@ from lrbench.run_study import RunOptions
 from lrbench.seed_batch import run_seed_group, seed_group_size
 from lrbench.strategies import base
 from lrbench.suite import load_suite
-from test_harness import run_summaries, write_suite
 
 SUITE = """
 [suite]
@@ -148,4 +148,3 @@ def test_an_interrupted_group_fails_each_trial_in_flight_and_resumes_to_the_same
     for run in runs:
         attrs, trials = ours[run.study_name]
         assert trials[1:] == ref[run.study_name][1] and trials[0][0] == TrialState.FAIL
-
