@@ -48,6 +48,7 @@ class Claim:
     run: str
     started: float = field(default_factory=time.perf_counter)
     lost: bool = False  # another worker declared this claim dead (our heartbeat lapsed)
+    _checked: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_heartbeat(self) -> None:
@@ -65,6 +66,21 @@ class Claim:
                 self._stop.wait(interval)
 
         threading.Thread(target=beat, name=f"heartbeat {self.run}", daemon=True).start()
+
+    def held(self, every: float = 1.0) -> bool:
+        """Whether this claim is still ours, read from the storage at most every `every`
+        seconds (else the heartbeat thread's last word). A worker starved of CPU for longer than
+        the grace period is declared dead although it lives; it must stop before it stores
+        another trial of a run that another worker now drives."""
+        now = time.monotonic()
+        if not self.lost and now - self._checked >= every:
+            self._checked = now
+            try:
+                if self.queue.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+                    self.lost = True
+            except Exception:  # a storage hiccup: the heartbeat thread keeps watching
+                pass
+        return not self.lost
 
     def complete(self) -> None:
         self._stop.set()

@@ -41,6 +41,7 @@ from lrbench.storage import (  # noqa: F401  (re-exported: the report opens stor
     GRACE_S,
     HEARTBEAT_S,
     RUNS_DIR,
+    close_storage,
     default_storage_url,
     open_storage,
 )
@@ -104,8 +105,8 @@ def run_suite(
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     _check_data(suite, runs, options if workers == 1 else RunOptions(device="cpu"))
     store = open_storage(url)  # a bad URL fails here, once, with a clear message
-    _check_stored_settings(store, runs)
     try:
+        _check_stored_settings(store, runs)
         with interrupt_once():
             if workers > 1:
                 run_in_processes(suite, url, runs, only, options, wopts, workers)
@@ -115,6 +116,8 @@ def run_suite(
         with interrupts_ignored():  # a second Ctrl-C does not cut the summary short
             summary = stored_summary(store, runs, url)
         raise Interrupted(summary) from None
+    finally:
+        close_storage(store)
     return url
 
 
@@ -190,6 +193,8 @@ def work(
         overall.update(*queue.counts()[:2], force=True)
     finally:
         overall.close()
+        close_storage(store)
+        close_storage(queue.storage)
 
 
 def _names(runs: list[RunSpec]) -> list[str]:
@@ -224,7 +229,7 @@ def _drive(
 
     def on_epoch(record: EpochRecord, trial: str) -> None:
         bar.epoch(record, trial)
-        lost = next((c for c in claims if c.lost), None)
+        lost = next((c for c in claims if not c.held()), None)
         if lost is not None:
             raise ClaimLost(f"{lost.run}: another worker took this run over")
 
@@ -249,13 +254,17 @@ def _drive(
                 on_epoch=on_epoch,
                 on_start=lambda budget, spent: bar.start(describe(runs), budget, spent),
             )
-    except ClaimLost:
-        bar.finish("taken over by another worker")
-        for c in claims:
-            if not c.lost:  # driven with the lost one: stopped, to be claimed again
-                c.release("stopped: a run driven with it was taken over")
-        return
     except BaseException as e:
+        # Another worker took a run over while this one was starved of CPU: the run is theirs
+        # now (a tell of a trial the new owner had failed lands here too), not an error of ours.
+        if isinstance(e, ClaimLost) or (
+            not isinstance(e, KeyboardInterrupt) and not all(c.held(every=0) for c in claims)
+        ):
+            bar.finish("taken over by another worker")
+            for c in claims:
+                if not c.lost:  # driven with the lost one: stopped, to be claimed again
+                    c.release("stopped: a run driven with it was taken over")
+            return
         bar.finish("stopped")
         for c in claims:
             c.release(records.interruption_reason(e))
