@@ -68,6 +68,7 @@ class RunContext:
     # Trials trained at once as one population (`lrbench.population`) by strategies that can
     # batch them; 1 disables, None chooses by device and task (`default_population`).
     population: int | None = None
+    _spent: int | None = field(default=None, init=False, repr=False)  # see spent_steps
 
     def __post_init__(self) -> None:
         if self.population is not None and self.population < 1:
@@ -86,7 +87,16 @@ class RunContext:
         return self.data.steps_per_epoch
 
     def spent_steps(self) -> int:
-        return records.spent_steps(self.study)
+        # Read from the storage once, then kept as this process charges trials and overhead:
+        # it is the run's only driver (it holds the claim), and a read of every trial per
+        # question was a seventh of a short trial's cost.
+        if self._spent is None:
+            self._spent = records.spent_steps(self.study)
+        return self._spent
+
+    def _charged(self, steps: int) -> None:
+        if self._spent is not None:
+            self._spent += int(steps)
 
     def spent_epochs(self) -> float:
         return self.spent_steps() / self.steps_per_epoch
@@ -120,6 +130,7 @@ class RunContext:
         # Charged before the result is stored, so a crash in between over-charges rather than
         # under-charges.
         records.charge_overhead(self.study, result.num_steps, self.steps_per_epoch, seconds)
+        self._charged(result.num_steps)
         self.study.set_user_attr(RunKeys.RANGE_TEST, result.to_dict())
         return result
 
@@ -191,6 +202,7 @@ class RunContext:
             note_fail_reason(trial, e)
             raise
         _write_record(trial, config, result, monitor.pruned, phase)
+        self._charged(result.steps)
         if not monitor.pruned:
             self._keep_best(trial.number, result)
         if not keep_best_state:
@@ -306,6 +318,7 @@ def train_planned(
         raise
     for p, result, monitor in zip(planned, results, monitors):
         _write_record(p.trial, p.config, result, monitor.pruned, phase)
+        p.ctx._charged(result.steps)
         if not monitor.pruned:
             p.ctx._keep_best(p.trial.number, result)
         result.best_state = None
