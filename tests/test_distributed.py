@@ -131,21 +131,22 @@ def held_by(url: str, pid: int) -> str | None:
     return None
 
 
-def kill_mid_trial(url: str, procs: list[subprocess.Popen], args: list[str]) -> str:
-    """SIGKILL `procs[0]` while it trains a trial; return the run it was training.
+def kill_mid_trial(url: str, procs: list[subprocess.Popen], args: list[str]) -> tuple[str, int]:
+    """SIGKILL `procs[0]` while it trains a trial; return the run it was training and the
+    number of kills it took.
 
     Whether the signal landed inside the trial is read afterwards from the storage: a dead
     process leaves its trial RUNNING. A kill that landed between two trials (the trial ended
     after the check) is no test of losing a trial in flight, so a fresh worker takes the
     dead one's place and the next trial is tried, at most five times.
     """
-    for _ in range(5):
+    for kills in range(1, 6):
         run = wait_until_training(url, procs[0])
         os.kill(procs[0].pid, signal.SIGKILL)
         procs[0].wait()
         trials = optuna.load_study(study_name=run, storage=url).trials
         if any(t.state == TrialState.RUNNING for t in trials):
-            return run
+            return run, kills
         procs[0] = lrbench(*args)
     raise AssertionError("five kills in a row landed between trials")
 
@@ -187,7 +188,7 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
 def workers_with_one_killed(url: str, suite_file: Path, n: int, reference: str) -> None:
     args = ["run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu"]
     procs = [lrbench(*args, *FAST_CLAIMS) for _ in range(n)]
-    killed_run = kill_mid_trial(url, procs, [*args, *FAST_CLAIMS])
+    killed_run, kills = kill_mid_trial(url, procs, [*args, *FAST_CLAIMS])
     for p in procs[1:]:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -197,6 +198,14 @@ def workers_with_one_killed(url: str, suite_file: Path, n: int, reference: str) 
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     check_like_reference(url, reference, killed_run)
+    stored, expected = run_trials(url), run_trials(reference)
+    extra = sum(max(0, len(stored[r]) - len(expected[r])) for r in expected)
+    missing = sum(max(0, len(expected[r]) - len(stored[r])) for r in expected)
+    print(  # the figures `pytest -s` shows
+        f"{n} workers, {kills} SIGKILL(s): {len(stored)} runs, trials expected "
+        f"{sum(map(len, expected.values()))}, stored {sum(map(len, stored.values()))}, "
+        f"duplicated {extra}, lost {missing}"
+    )
 
 
 def test_three_workers_on_postgres_one_killed_store_what_one_process_does(
