@@ -379,8 +379,8 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         type=_positive_int,
         metavar="K",
         help="train up to K trials at once as one population where a strategy can batch them "
-        "(grid, random, TPE, significant-digit rounds); 1 disables; default: 1 on a CPU, 32 on "
-        "a GPU",
+        "(grid, random, TPE, significant-digit rounds, and up to K seeds of a strategy that "
+        "trains one configuration); 1 disables; default: 1 on a CPU, 32 on a GPU",
     )
     # Retired: the static split of a suite between machines (an error says what replaced it).
     p.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
