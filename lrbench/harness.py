@@ -109,7 +109,7 @@ def run_suite(
         _check_stored_settings(store, runs)
         with interrupt_once():
             if workers > 1:
-                run_in_processes(suite, url, runs, only, options, wopts, workers)
+                run_in_processes(work, suite, url, runs, only, options, wopts, workers)
             else:
                 work(suite, runs, url, options, wopts)
     except KeyboardInterrupt:

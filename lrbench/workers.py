@@ -66,14 +66,16 @@ def interrupts_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_in_processes(suite, url, runs, only, options, wopts, workers: int) -> None:
-    """Start `workers` processes claiming `runs`; return when they are done."""
+def run_in_processes(work, suite, url, runs, only, options, wopts, workers: int) -> None:
+    """Start `workers` processes, each calling `work` (the harness's worker loop, passed in so
+    that this module need not import the harness back) to claim `runs`; return when they are
+    done."""
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(suite, runs, url, options, wopts, i, workers, errors),
+            args=(work, suite, runs, url, options, wopts, i, workers, errors),
             name=f"lrbench worker {i + 1}",
         )
         for i in range(workers)
@@ -154,10 +156,8 @@ def _stop(procs) -> None:
             p.join()
 
 
-def _worker_main(suite, runs, url, options, wopts, index: int, n: int, errors) -> None:
+def _worker_main(work, suite, runs, url, options, wopts, index: int, n: int, errors) -> None:
     import torch
-
-    from lrbench.harness import work
 
     # Each worker gets its share of the cores: N workers x all-core OpenMP pools oversubscribe
     # the CPU, and small models then spend most of their time waiting at OpenMP barriers
