@@ -59,6 +59,14 @@ def default_population(task: Task, device: torch.device | str) -> int:
     return 32
 
 
+def population_size(task: Task, device: torch.device | str, requested: int | None) -> int:
+    """How many trials of `task` train at once: 1 where the task cannot batch, else the size
+    asked for, else `default_population`."""
+    if not task.population_ready:
+        return 1
+    return default_population(task, device) if requested is None else requested
+
+
 def supports_population(task: Task) -> bool:
     return bool(task.population_ready)
 

@@ -131,14 +131,17 @@ class Run:
         return rec if rec is not None else TrialRecord.from_frozen(t)
 
     @cached_property
+    def _interrupted(self) -> frozenset[int]:
+        return frozenset(self.record.interrupted_trials)
+
+    @cached_property
     def counted_trials(self) -> list[FrozenTrial]:
         """The trials charged to the run, in number order: all but those an interruption
         failed, which cost the strategy nothing (as `records.spent_steps` charges)."""
-        skip = set(self.record.interrupted_trials)
-        return [t for t in self.trials if t.number not in skip]
+        return [t for t in self.trials if self.counts(t)]
 
     def counts(self, t: FrozenTrial) -> bool:
-        return t.number not in self.record.interrupted_trials
+        return t.number not in self._interrupted
 
     @property
     def task(self) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import optuna
 
 from lrbench.engine import resolve_device
-from lrbench.population import default_population
+from lrbench.population import population_size
 from lrbench.run_study import (
     EpochHook,
     OpenRun,
@@ -42,11 +42,7 @@ def seed_group_size(run: RunSpec, options: RunOptions) -> int:
     if not getattr(strategy_class, "batches_seeds", False):
         return 1
     task = get_task(run.task.name, **run.task.options)
-    if not task.population_ready:
-        return 1
-    if options.population is not None:
-        return options.population
-    return default_population(task, resolve_device(options.device))
+    return population_size(task, resolve_device(options.device), options.population)
 
 
 def siblings(run: RunSpec, runs: list[RunSpec]) -> list[str]:

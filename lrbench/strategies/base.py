@@ -33,7 +33,7 @@ from lrbench.engine import (
     train,
 )
 from lrbench.errors import ConfigError
-from lrbench.population import default_population, train_population
+from lrbench.population import population_size, train_population
 from lrbench.range_test import RangeTestResult
 from lrbench.records import EpochEntry, RunKeys, RunRecord, TrialKeys, TrialRecord
 from lrbench.schedules import ScheduleSpec
@@ -201,13 +201,25 @@ class RunContext:
         except BaseException as e:  # Ctrl-C included: the failed trial says why
             note_fail_reason(trial, e)
             raise
-        _write_record(trial, config, result, monitor.pruned, phase)
-        self._charged(result.steps)
-        if not monitor.pruned:
-            self._keep_best(trial.number, result)
+        self.record_trial(trial, config, result, monitor.pruned, phase)
         if not keep_best_state:
             result.best_state = None
         return result
+
+    def record_trial(
+        self,
+        trial: optuna.Trial,
+        config: TrainConfig,
+        result: TrainResult,
+        pruned: bool,
+        phase: str,
+    ) -> None:
+        """Store a trained trial's record, charge its steps, and hold its best state if it is the
+        run's best so far (alone or as a population member, the same way)."""
+        _write_record(trial, config, result, pruned, phase)
+        self._charged(result.steps)
+        if not pruned:
+            self._keep_best(trial.number, result)
 
     def _keep_best(self, number: int, result: TrainResult) -> None:
         """Hold the best weights of the best unpruned trial so far (one state in memory)."""
@@ -233,11 +245,7 @@ class RunContext:
     # -- several trials as one population ------------------------------------------------------
     def population_size(self) -> int:
         """How many trials a batching strategy trains at once (1 when the task cannot)."""
-        if not self.task.population_ready:
-            return 1
-        if self.population is None:
-            return default_population(self.task, self.device)
-        return self.population
+        return population_size(self.task, self.device, self.population)
 
     def train_trials(
         self, trials: list[optuna.Trial], lrs: list[float], *, prune: bool = False
@@ -317,10 +325,7 @@ def train_planned(
             note_fail_reason(p.trial, e)
         raise
     for p, result, monitor in zip(planned, results, monitors):
-        _write_record(p.trial, p.config, result, monitor.pruned, phase)
-        p.ctx._charged(result.steps)
-        if not monitor.pruned:
-            p.ctx._keep_best(p.trial.number, result)
+        p.ctx.record_trial(p.trial, p.config, result, monitor.pruned, phase)
         result.best_state = None
     return results
 
