@@ -72,21 +72,26 @@ def run_in_processes(work, suite, url, runs, only, options, wopts, workers: int)
     done."""
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
+    stopping = ctx.Event()
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(work, suite, runs, url, options, wopts, i, workers, errors),
+            args=(work, suite, runs, url, options, wopts, i, workers, errors, stopping),
             name=f"lrbench worker {i + 1}",
         )
         for i in range(workers)
     ]
-    for p in procs:
-        p.start()
+    with interrupts_ignored():
+        # A new interpreter keeps an ignored SIGINT ignored, so a Ctrl-C that lands while a
+        # worker is still importing cannot print a traceback from the middle of an import;
+        # the worker takes SIGINT up once it runs, and `stopping` tells it of one it missed.
+        for p in procs:
+            p.start()
     try:
         _watch(procs, errors, RunQueue(open_storage(url), suite.name, _names(runs)), wopts)
     except BaseException:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _stop(procs)
+        _stop(procs, stopping)
         raise
 
 
@@ -140,8 +145,9 @@ def _died(i: int, code: int | None) -> str:
     )
 
 
-def _stop(procs) -> None:
+def _stop(procs, stopping) -> None:
     """SIGINT to every worker still running, then wait; terminate any that do not stop."""
+    stopping.set()  # before the signals: a worker still starting up ignores them
     for p in procs:
         if p.is_alive() and p.pid is not None:
             try:
@@ -156,7 +162,9 @@ def _stop(procs) -> None:
             p.join()
 
 
-def _worker_main(work, suite, runs, url, options, wopts, index: int, n: int, errors) -> None:
+def _worker_main(
+    work, suite, runs, url, options, wopts, index: int, n: int, errors, stopping
+) -> None:
     import torch
 
     # Each worker gets its share of the cores: N workers x all-core OpenMP pools oversubscribe
@@ -166,6 +174,8 @@ def _worker_main(work, suite, runs, url, options, wopts, index: int, n: int, err
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with interrupt_once():
+            if stopping.is_set():  # stopped while this process was starting up
+                raise KeyboardInterrupt
             work(suite, runs, url, options, wopts, index)
     except KeyboardInterrupt:
         sys.exit(130)

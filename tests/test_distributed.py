@@ -309,28 +309,66 @@ n = 2
 """
 
 
-def test_ctrl_c_stops_every_worker_with_one_line_and_fails_the_trials_in_flight(tmp_path):
+def start_ctrl_c_suite(tmp_path) -> tuple[subprocess.Popen, str]:
     suite_file = tmp_path / "ctrlc.toml"
     suite_file.write_text(textwrap.dedent(LONG_TRIALS))
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     args = ["run", str(suite_file), "--storage", url, "--device", "cpu", "--workers", "2"]
-    proc = lrbench(*args, start_new_session=True)  # its own group, as a terminal's job
-    deadline = time.monotonic() + 120
-    while not any_trial_running(url):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the job
+    return lrbench(*args, start_new_session=True), url  # its own group, as a terminal's job
+
+
+def stop_like_ctrl_c(proc: subprocess.Popen) -> str:
+    """SIGINT to every process of the job, as Ctrl-C does; exit 130, one line, no traceback."""
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     summary = [line for line in err.splitlines() if line.startswith("lrbench: interrupted")]
-    assert len(summary) == 1 and "runs complete" in summary[0] and "trials" in summary[0], err
+    assert len(summary) == 1 and "runs complete" in summary[0], err
+    return summary[0]
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The spawned workers of `pid` (Linux: /proc), whether or not they run lrbench code yet."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except OSError:
+            pass
+    return found
+
+
+def test_ctrl_c_stops_every_worker_with_one_line_and_fails_the_trials_in_flight(tmp_path):
+    proc, url = start_ctrl_c_suite(tmp_path)
+    deadline = time.monotonic() + 120
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    assert "trials" in stop_like_ctrl_c(proc)
     failed = []
     for s in optuna.get_all_study_summaries(url):
         study = optuna.load_study(study_name=s.study_name, storage=url)
         assert TrialState.RUNNING not in {t.state for t in study.trials}, s.study_name
         failed += [t for t in study.trials if "fail_reason" in t.user_attrs]
     assert failed and all("interrupted" in t.user_attrs["fail_reason"] for t in failed)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds workers through /proc")
+def test_ctrl_c_while_the_workers_are_still_starting_up_prints_no_traceback(tmp_path):
+    # A worker spends its first seconds importing torch and lrbench; a SIGINT there used to
+    # print a traceback from the middle of an import.
+    proc, _ = start_ctrl_c_suite(tmp_path)
+    deadline = time.monotonic() + 60
+    while len(worker_processes(proc.pid)) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    stop_like_ctrl_c(proc)
 
 
 def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_path, suite_file):
