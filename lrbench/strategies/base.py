@@ -69,6 +69,7 @@ class RunContext:
     # batch them; 1 disables, None chooses by device and task (`default_population`).
     population: int | None = None
     _spent: int | None = field(default=None, init=False, repr=False)  # see spent_steps
+    _interrupted: frozenset[int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.population is not None and self.population < 1:
@@ -93,6 +94,13 @@ class RunContext:
         if self._spent is None:
             self._spent = records.spent_steps(self.study)
         return self._spent
+
+    def interrupted_trials(self) -> frozenset[int]:
+        """The numbers of the trials an interruption failed (not the strategy's), as stored
+        when this run was resumed: they are only noted when a run starts or stops."""
+        if self._interrupted is None:
+            self._interrupted = frozenset(RunRecord.from_study(self.study).interrupted_trials)
+        return self._interrupted
 
     def _charged(self, steps: int) -> None:
         if self._spent is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +11,7 @@ from optuna.trial import TrialState
 from lrbench.records import TrialKeys
 from lrbench.strategies.base import LR, RunContext, register
 from lrbench.strategies.options import option
-from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+from lrbench.strategies.search import SamplerOptions, SamplerStrategy, tell_outside_optimize
 
 
 @dataclass(frozen=True)
@@ -31,11 +29,6 @@ class GridStrategy(SamplerStrategy):
     def grid(self, ctx: RunContext) -> list[float]:
         # Rounded to 3 significant digits so stored values read as written (no 0.00030000000000000003).
         return [float(f"{v:.3g}") for v in np.geomspace(ctx.low, ctx.high, self.opts.n)]
-
-    def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
-        # One seed per run, not per trial: GridSampler shuffles its grid with its seed, and the
-        # grid ids it stores in trials only mean the same rates under the same seed.
-        return optuna.samplers.GridSampler({LR: self.grid(ctx)}, seed=ctx.seed)
 
     def suggest_lr(self, ctx: RunContext, trial: optuna.Trial) -> float:
         grid = self.grid(ctx)
@@ -64,41 +57,54 @@ class GridStrategy(SamplerStrategy):
     def search_finished(self, ctx: RunContext) -> bool:
         return set(self.grid(ctx)) <= self.done_rates(ctx)
 
-    def run(self, ctx: RunContext) -> None:
-        self.requeue_failed_rates(ctx)
-        super().run(ctx)
+    def stop_after_trial(self, ctx: RunContext) -> bool:
+        # GridSampler stops the study at its last point itself, but not when it is replaced
+        # by the replay's sampler (below).
+        return self.search_finished(ctx)
 
-    def requeue_failed_rates(self, ctx: RunContext) -> None:
-        """Put a failed (interrupted) trial's rate back in the queue, as optuna's
-        RetryHeartbeatStaleTrialCallback does: GridSampler counts its point as visited, so without
-        this a resumed grid would skip it. A waiting trial's rate is read from the user attr
-        it was enqueued with, so a rate is queued once."""
+    # -- resuming after an interruption --------------------------------------------------------
+    # Optuna's GridSampler gives trial number i the i-th point of its (seeded) shuffle. A trial
+    # an interruption failed keeps its number, so in a resumed run every later point would be
+    # one number off, and the grid would run in another order than an uninterrupted run (which
+    # matters for epochs-to-target and a cut budget). So once a run has an interrupted trial,
+    # the points not yet taken are enqueued one at a time, in the uninterrupted order, as
+    # fixed parameters (`Study.enqueue_trial`), and the sampler never chooses.
+
+    def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
+        if not ctx.interrupted_trials():
+            # One seed per run, not per trial: GridSampler shuffles its grid with its seed.
+            return optuna.samplers.GridSampler({LR: self.grid(ctx)}, seed=ctx.seed)
+        self.enqueue_next_point(ctx)
+        return optuna.samplers.RandomSampler(seed=self.trial_seed(ctx, n_finished))
+
+    def uninterrupted_order(self, ctx: RunContext) -> list[float]:
+        """The order in which GridSampler hands the points out to a study with no failures
+        (read from a scratch in-memory study with the same sampler)."""
+        scratch = optuna.create_study(
+            sampler=optuna.samplers.GridSampler({LR: self.grid(ctx)}, seed=ctx.seed)
+        )
+        order = []
+        for _ in range(len(set(self.grid(ctx)))):
+            trial = scratch.ask()
+            order.append(self.suggest_lr(ctx, trial))
+            tell_outside_optimize(scratch, trial, state=TrialState.FAIL)  # no value needed
+        return order
+
+    def enqueue_next_point(self, ctx: RunContext) -> None:
+        """Enqueue the first point of the uninterrupted order that no trial has taken (a trial
+        failed for its own reason, e.g. out of memory, took its point), unless one is waiting
+        already: one at a time, so a queued point that is interrupted in turn is enqueued again
+        ahead of the rest."""
         study = ctx.study
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-        queued = {
-            t.user_attrs.get(TrialKeys.ENQUEUED_LR)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+        interrupted = ctx.interrupted_trials()  # their points are not taken: they run again
+        taken = {
+            t.params.get(LR)
+            for t in study.get_trials(deepcopy=False)
+            if t.number not in interrupted
         }
-        done = self.done_rates(ctx)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            lr = t.params.get(LR, _grid_point(t))
-            if lr is not None and lr not in done and lr not in queued:
-                # Optuna's own retry: the copy keeps GridSampler's grid id in its system attrs
-                # (GridSampler then hands it the same point), and its own attrs are only the
-                # rate it was queued with.
-                again = copy.deepcopy(t)
-                again.user_attrs = {TrialKeys.ENQUEUED_LR: lr}
-                retry(study, again)
-                queued.add(lr)
-
-
-def _grid_point(trial: optuna.trial.FrozenTrial) -> float | None:
-    """The rate GridSampler gave a trial that failed before suggesting it (a worker killed
-    between ask and suggest): its grid point still counts as visited, so it must be queued."""
-    attrs = trial.system_attrs
-    try:
-        return float(attrs["search_space"][LR][attrs["grid_id"]])
-    except (KeyError, IndexError, TypeError):
-        return None
+        for lr in self.uninterrupted_order(ctx):
+            if lr not in taken:
+                study.enqueue_trial({LR: lr}, user_attrs={TrialKeys.ENQUEUED_LR: lr})
+                return

@@ -31,7 +31,7 @@ PRUNERS = ("none", "median", "hyperband")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs) -> None:
+def tell_outside_optimize(study: optuna.Study, trial: optuna.Trial, **kwargs) -> None:
     """`study.tell`, outside `study.optimize`: a sampler that stops the study when its search is
     exhausted (GridSampler) raises there after the trial is stored, which is all that matters."""
     try:
@@ -101,7 +101,7 @@ class SamplerStrategy(Strategy):
             return ctx.objective_value(result)
 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if ctx.remaining_steps() <= 0:
+            if ctx.remaining_steps() <= 0 or self.stop_after_trial(ctx):
                 study.stop()
             else:
                 study.sampler = self.make_sampler(ctx)
@@ -144,11 +144,16 @@ class SamplerStrategy(Strategy):
             raise
         for trial, result in zip(trials, results):
             if trial.user_attrs.get(TrialKeys.PRUNED):
-                _tell(study, trial, state=TrialState.PRUNED)
+                tell_outside_optimize(study, trial, state=TrialState.PRUNED)
             else:
-                _tell(study, trial, values=ctx.objective_value(result))
+                tell_outside_optimize(study, trial, values=ctx.objective_value(result))
 
     def search_finished(self, ctx: RunContext) -> bool:
+        return False
+
+    def stop_after_trial(self, ctx: RunContext) -> bool:
+        """Whether the study stops after a trial besides the budget; samplers that end their
+        own search (GridSampler, SignificantDigitSampler) stop it themselves."""
         return False
 
     def after_search(self, ctx: RunContext) -> None:
