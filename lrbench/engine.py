@@ -22,6 +22,7 @@ from torch.optim.swa_utils import update_bn
 
 from lrbench.data import TensorSplit
 from lrbench.errors import ConfigError
+from lrbench.interrupts import raise_if_interrupted
 from lrbench.optimizers import build_optimizer
 from lrbench.schedules import ScheduleSpec, build_schedule
 from lrbench.tasks.base import DataOptions, Task, TaskData
@@ -390,6 +391,7 @@ class _Trainer:
         loss_sum, loss_max, n = zero.clone(), zero.clone(), 0
         max_steps = self.config.max_steps
         for batch in self.task.train_batches(self.data, self.generator):
+            raise_if_interrupted()  # Ctrl-C stops here, between steps (lrbench.interrupts)
             if max_steps is not None and self.steps >= max_steps:
                 self.cut = True
                 break
@@ -532,6 +534,7 @@ def task_range_test(
     autocast = task.autocast(device)
 
     def loss_fn(m, batch):
+        raise_if_interrupted()  # Ctrl-C stops here, between steps (lrbench.interrupts)
         with autocast:
             return task.loss(m, batch).float()
 

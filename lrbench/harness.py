@@ -27,6 +27,7 @@ from lrbench.budget_fit import budget_warnings
 from lrbench.claims import Claim, RunQueue
 from lrbench.engine import EpochRecord, resolve_device
 from lrbench.errors import ConfigError, Interrupted, out_of_memory
+from lrbench.interrupts import interrupts_at_safe_points, interrupts_ignored, raise_if_interrupted
 from lrbench.progress import SuiteProgress, WorkerProgress
 from lrbench.records import RunKeys, RunRecord
 from lrbench.run_study import (  # noqa: F401  (run_one and RunOptions: public here too)
@@ -47,7 +48,7 @@ from lrbench.storage import (  # noqa: F401  (re-exported: the report opens stor
 )
 from lrbench.suite import RunSpec, Suite, load_suite
 from lrbench.tasks import get_task
-from lrbench.workers import interrupt_once, interrupts_ignored, run_in_processes
+from lrbench.workers import run_in_processes
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def run_suite(
     store = open_storage(url)  # a bad URL fails here, once, with a clear message
     try:
         _check_stored_settings(store, runs)
-        with interrupt_once():
+        with interrupts_at_safe_points():
             if workers > 1:
                 run_in_processes(work, suite, url, runs, only, options, wopts, workers)
             else:
@@ -176,6 +177,7 @@ def work(
     queue.enqueue_missing()
     try:
         while True:
+            raise_if_interrupted()
             queue.fail_stale()
             claim = queue.claim()
             done, running, total = queue.counts()

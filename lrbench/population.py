@@ -43,6 +43,7 @@ from lrbench.engine import (
     resolve_device,
 )
 from lrbench.errors import ConfigError
+from lrbench.interrupts import raise_if_interrupted
 from lrbench.optimizers import build_optimizer
 from lrbench.population_member import Member
 from lrbench.stacked import keep_members, stack_models
@@ -212,6 +213,7 @@ class _Population:
         counts = [0] * k
         generators = [m.data_generator for m in self.active]
         for batch in self.task.population_batches(self.data, generators):
+            raise_if_interrupted()  # Ctrl-C stops here, between steps (lrbench.interrupts)
             stepping = [i for i, m in enumerate(self.active) if not m.at_budget()]
             if not stepping:
                 break

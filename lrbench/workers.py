@@ -3,9 +3,10 @@
 The processes are the same workers as one started on another machine (`harness.work`); this
 module only starts them, shows the suite's progress, and stops them together:
 
-- Ctrl-C reaches every process of the terminal's group; a worker fails its trial in flight
-  and gives up its claim, once (a second Ctrl-C is ignored), and exits 130 without a
-  traceback. SIGINT sent to this process alone is passed on to the workers.
+- Ctrl-C reaches every process of the terminal's group; each stops at its next safe point
+  (`lrbench.interrupts`): a worker fails its trial in flight and gives up its claim, once (a
+  second Ctrl-C is ignored), and exits 130 without a traceback. SIGINT sent to this process
+  alone is passed on to the workers.
 - A worker that meets bad input (a run stored with other settings, corrupt data) sends the
   error here and exits 2; the others are stopped as on Ctrl-C and the error is raised once.
 - A worker that dies (killed, out of memory) is reported; the others go on and take its run
@@ -18,52 +19,18 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from queue import Empty
 
 import optuna
 
 from lrbench.claims import RunQueue
 from lrbench.errors import LrbenchError
+from lrbench.interrupts import interrupts_at_safe_points, interrupts_ignored, raise_if_interrupted
 from lrbench.progress import SuiteProgress
 from lrbench.storage import open_storage
 
 STOP_TIMEOUT_S = 60.0
-
-
-@contextmanager
-def interrupt_once() -> Iterator[None]:
-    """The first SIGINT raises KeyboardInterrupt; later ones are ignored while it is handled,
-    so cleanup (failing the trial in flight, giving up the claim) is not cut short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
-def interrupts_ignored() -> Iterator[None]:
-    """SIGINT ignored (in the main thread) while a summary is written after Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def run_in_processes(work, suite, url, runs, only, options, wopts, workers: int) -> None:
@@ -105,6 +72,7 @@ def _watch(procs, errors, queue: RunQueue, wopts) -> None:
     reported: set[int] = set()
     try:
         while any(p.is_alive() for p in procs):
+            raise_if_interrupted()
             error = _next_error(errors)
             if error is not None:
                 raise error
@@ -173,7 +141,7 @@ def _worker_main(
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        with interrupt_once():
+        with interrupts_at_safe_points():
             if stopping.is_set():  # stopped while this process was starting up
                 raise KeyboardInterrupt
             work(suite, runs, url, options, wopts, index)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from lrbench.interrupts import raise_if_interrupted
 from lrbench.records import TrialKeys
 from lrbench.strategies.base import LR, RunContext, Strategy, note_fail_reason
 from lrbench.strategies.options import StrategyOptions, option
@@ -91,6 +92,7 @@ class SamplerStrategy(Strategy):
 
         def objective(trial: optuna.Trial) -> float:
             try:
+                raise_if_interrupted()  # a Ctrl-C while the last trial was stored
                 lr = self.suggest_lr(ctx, trial)
             except KeyboardInterrupt as e:  # Ctrl-C while sampling: say so, as in training
                 note_fail_reason(trial, e)
