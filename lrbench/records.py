@@ -41,6 +41,9 @@ class TrialKeys:
     OPTIMIZER = "optimizer"
     PHASE = "phase"  # "search", "train" or "exploit"
     HISTORY = "history"  # one EpochEntry dict per epoch
+    # The keys above are stored together, as one dict under RECORD: one storage write per
+    # trial instead of sixteen (a sixth of a quick suite's time went to those writes).
+    RECORD = "record"
     ENQUEUED_LR = "enqueued_lr"  # the rate of a trial put back in the queue (grid retries)
     FAIL_REASON = "fail_reason"  # why a trial failed: "interrupted (KeyboardInterrupt)" ...
 
@@ -277,6 +280,7 @@ class TrialRecord:
 
     @classmethod
     def from_attrs(cls, a: Mapping[str, Any], state: TrialState | None = None) -> TrialRecord:
+        a = record_attrs(a)
         planned = a.get(TrialKeys.PLANNED_EPOCHS)
         best_epoch = a.get(TrialKeys.BEST_EPOCH)
         return cls(
@@ -330,9 +334,14 @@ class TrialRecord:
         }
 
     def write(self, trial: optuna.Trial) -> None:
-        """Store this record as `trial`'s user attrs."""
-        for key, value in self.to_attrs().items():
-            trial.set_user_attr(key, value)
+        """Store this record as `trial`'s user attr RECORD."""
+        trial.set_user_attr(TrialKeys.RECORD, self.to_attrs())
+
+
+def record_attrs(user_attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A trial's record keys (TrialKeys): the RECORD dict, or, in suites stored before it
+    existed, the trial's user attrs themselves; empty when the trial stored no record."""
+    return user_attrs.get(TrialKeys.RECORD, user_attrs)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -510,7 +519,7 @@ def spent_steps(study: optuna.Study) -> int:
     run = RunRecord.from_study(study)
     skip = set(run.interrupted_trials)
     return run.overhead_steps + sum(
-        int(t.user_attrs.get(TrialKeys.STEPS, 0) or 0)
+        int(record_attrs(t.user_attrs).get(TrialKeys.STEPS, 0) or 0)
         for t in study.get_trials(deepcopy=False)
         if t.number not in skip
     )

@@ -38,6 +38,7 @@ from lrbench.records import (
     TrialKeys,
     TrialRecord,
     is_run_study_name,
+    record_attrs,
 )
 
 TRIAL_COLUMNS = [
@@ -355,7 +356,7 @@ def _trial_row(run: Run, t: FrozenTrial, spent: float) -> dict[str, Any]:
         "phase": rec.phase,
         "schedule": rec.schedule,
         "optimizer": rec.optimizer
-        if TrialKeys.OPTIMIZER in t.user_attrs
+        if TrialKeys.OPTIMIZER in record_attrs(t.user_attrs)
         else run.record.get(RunKeys.OPTIMIZER),
         "test": _num(rec.test),
         "seconds": _num(rec.seconds),

@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lrbench.records import RunKeys, coordinator_name, is_run_study_name
+from lrbench.records import RunKeys, coordinator_name, is_run_study_name, record_attrs
 from lrbench.report.data import load_suite_data
 
 SUITE = """
@@ -105,7 +105,7 @@ def run_trials(url: str) -> dict[str, list[tuple]]:
         study = optuna.load_study(study_name=s.study_name, storage=url)
         skip = set(study.user_attrs.get(RunKeys.INTERRUPTED_TRIALS) or [])
         out[s.study_name] = [
-            (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs"))
+            (t.state, t.params.get("lr"), t.value, record_attrs(t.user_attrs).get("epochs"))
             for t in study.trials
             if t.number not in skip
         ]
@@ -173,7 +173,9 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
         study = optuna.load_study(study_name=name, storage=url)
         lost = set(study.user_attrs.get(RunKeys.INTERRUPTED_TRIALS) or [])
         spent = study.user_attrs.get("overhead_epochs", 0.0) + sum(
-            t.user_attrs.get("epochs", 0.0) for t in study.trials if t.number not in lost
+            record_attrs(t.user_attrs).get("epochs", 0.0)
+            for t in study.trials
+            if t.number not in lost
         )
         assert spent <= study.user_attrs["budget_epochs"] + 1e-9, name
         assert study.user_attrs["status"] == "complete"

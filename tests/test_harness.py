@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from lrbench.cli import main
 from lrbench.errors import ConfigError
 from lrbench.harness import open_storage, run_one, run_suite
-from lrbench.records import is_run_study_name
+from lrbench.records import is_run_study_name, record_attrs
 from lrbench.suite import load_suite
 
 TINY = """
@@ -58,7 +58,7 @@ def trials_by_study(url: str) -> dict[str, list[tuple]]:
     for summary in run_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
         out[summary.study_name] = [
-            (t.state, t.params.get("lr"), t.value, t.user_attrs.get("epochs"))
+            (t.state, t.params.get("lr"), t.value, record_attrs(t.user_attrs).get("epochs"))
             for t in study.trials
         ]
     return out
@@ -71,7 +71,7 @@ def run_summaries(url: str) -> list:
 
 def spent_epochs(study: optuna.Study) -> float:
     return study.user_attrs.get("overhead_epochs", 0.0) + sum(
-        t.user_attrs.get("epochs", 0.0) for t in study.trials
+        record_attrs(t.user_attrs).get("epochs", 0.0) for t in study.trials
     )
 
 
@@ -118,7 +118,7 @@ def test_budgets_are_honoured_to_the_epoch(tiny_run):
         if study.user_attrs["strategy"] == "tpe":
             # A search spends its whole budget; the last trial is cut at it.
             assert spent == pytest.approx(budget, abs=1e-9)
-            steps = sum(t.user_attrs.get("steps", 0) for t in study.trials)
+            steps = sum(record_attrs(t.user_attrs).get("steps", 0) for t in study.trials)
             assert steps == round(budget * study.user_attrs["steps_per_epoch"])
         else:
             # Range test steps are charged before the one training trial.
@@ -160,11 +160,13 @@ def test_an_interrupted_run_finishes_as_an_uninterrupted_one(tiny_run, tmp_path)
     resumed = optuna.load_study(study_name=run.study_name, storage=url2)
     reference = optuna.load_study(study_name=run.study_name, storage=url)
     ok = [
-        (t.params["lr"], t.value, t.user_attrs["epochs"])
+        (t.params["lr"], t.value, record_attrs(t.user_attrs)["epochs"])
         for t in resumed.trials
         if t.state != TrialState.FAIL
     ]
-    ref = [(t.params["lr"], t.value, t.user_attrs["epochs"]) for t in reference.trials]
+    ref = [
+        (t.params["lr"], t.value, record_attrs(t.user_attrs)["epochs"]) for t in reference.trials
+    ]
     assert ok == ref
     assert resumed.trials[len(states) - 1].state == TrialState.FAIL
     assert resumed.user_attrs["status"] == "complete"

@@ -15,6 +15,7 @@ import torch
 
 from lrbench.engine import TrainConfig, TrainOptions, train
 from lrbench.population import train_population
+from lrbench.records import record_attrs
 from lrbench.schedules import ScheduleSpec
 from lrbench.tasks import DataOptions, get_task
 
@@ -407,5 +408,8 @@ def test_pruned_members_of_a_population_are_charged_only_their_steps(digits):
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "the median pruner pruned nothing"
     for t in pruned:
-        assert t.user_attrs["pruned"] and t.user_attrs["steps"] < 5 * ctx.steps_per_epoch
-    assert ctx.spent_steps() == sum(t.user_attrs["steps"] for t in study.trials)
+        assert (
+            record_attrs(t.user_attrs)["pruned"]
+            and record_attrs(t.user_attrs)["steps"] < 5 * ctx.steps_per_epoch
+        )
+    assert ctx.spent_steps() == sum(record_attrs(t.user_attrs)["steps"] for t in study.trials)

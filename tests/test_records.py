@@ -59,8 +59,9 @@ def test_a_trial_record_round_trips_through_an_optuna_study():
     frozen = study.trials[0]
     back = TrialRecord.from_frozen(frozen)
     assert back == written
-    # The stored format is what reports have always read: plain keys, null for non-finite.
-    attrs = frozen.user_attrs
+    # One user attr, one storage write: a dict of plain keys, null for non-finite.
+    assert list(frozen.user_attrs) == ["record"]
+    attrs = frozen.user_attrs["record"]
     assert attrs["epochs"] == 2.0 and attrs["steps"] == 20 and attrs["planned_epochs"] == 5
     assert attrs["history"][0] == {
         "epoch": 1,
@@ -75,6 +76,17 @@ def test_a_trial_record_round_trips_through_an_optuna_study():
     }
     assert attrs["history"][1]["val"] is None and "extras" not in attrs["history"][1]
     assert back.final_val is None and back.total_seconds == 0.75
+
+
+def test_a_trial_stored_with_one_user_attr_per_key_reads_the_same():
+    # Suites stored before the record was one dict kept each key as its own user attr.
+    written = TrialRecord(epochs=3.0, steps=30, best_val=0.5, phase="search", optimizer=None)
+    study = optuna.create_study()
+    trial = study.ask()
+    for key, value in written.to_attrs().items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, 0.5)
+    assert TrialRecord.from_frozen(study.trials[0]) == written
 
 
 def test_a_trial_that_stored_nothing_reads_with_the_defaults():

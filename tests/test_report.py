@@ -16,6 +16,7 @@ import scipy.stats
 
 from lrbench.cli import add_report_parser
 from lrbench.errors import ConfigError
+from lrbench.records import record_attrs
 from lrbench.report import make_report, markdown_table, rank_tests
 from lrbench.report.data import chosen_schedule
 from lrbench.report.figures import replayed_schedule
@@ -220,13 +221,13 @@ def test_replayed_schedules_match_the_recorded_rates(storage):
     checked = 0
     for run in load_runs(storage, "rtest"):
         chosen = chosen_schedule(run)
-        if chosen is None or not chosen.trial.user_attrs.get("history"):
+        if chosen is None or not record_attrs(chosen.trial.user_attrs).get("history"):
             continue
         spe = chosen.steps_per_epoch
         x, rates = replayed_schedule(chosen, spe)
         assert len(x) == len(rates) == chosen.steps + 1
         assert x[spe] == 1.0 and x[-1] == chosen.steps / spe
-        for rec in chosen.trial.user_attrs["history"]:
+        for rec in record_attrs(chosen.trial.user_attrs)["history"]:
             assert rates[rec["steps"]] == pytest.approx(rec["lr"], rel=1e-9)
         checked += 1
     assert checked >= 10

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.records import is_run_study_name
+from lrbench.records import is_run_study_name, record_attrs
 from lrbench.results import (
     ConvergenceWindow,
     anytime_curve,
@@ -140,7 +140,7 @@ def test_epochs_to_target_matches_a_hand_walk_of_the_stored_trials(storage, resu
         ett = wall = math.inf
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
             within = 0.0
-            for rec in t.user_attrs.get("history", []):
+            for rec in record_attrs(t.user_attrs).get("history", []):
                 within += rec["seconds"] + rec["eval_seconds"]
                 v = rec["val"]
                 if v is not None and (v <= target if minimize else v >= target):
@@ -148,8 +148,10 @@ def test_epochs_to_target_matches_a_hand_walk_of_the_stored_trials(storage, resu
                     break
             if math.isfinite(ett):
                 break
-            spent += t.user_attrs.get("epochs", 0.0)
-            seconds += t.user_attrs.get("seconds", 0.0) + t.user_attrs.get("eval_seconds", 0.0)
+            spent += record_attrs(t.user_attrs).get("epochs", 0.0)
+            seconds += record_attrs(t.user_attrs).get("seconds", 0.0) + record_attrs(
+                t.user_attrs
+            ).get("eval_seconds", 0.0)
         row = _row(results, study)
         assert (
             row.epochs_to_target == pytest.approx(ett)
@@ -181,13 +183,15 @@ def test_budgets_are_honoured_and_totals_add_up(storage, results):
         row = _row(results, study)
         trials = study.get_trials(deepcopy=False)
         expected = a.get("overhead_epochs", 0.0) + sum(
-            t.user_attrs.get("epochs", 0.0) for t in trials
+            record_attrs(t.user_attrs).get("epochs", 0.0) for t in trials
         )
         assert row.total_epochs == pytest.approx(expected, abs=1e-12)
         assert row.total_epochs <= a["budget_epochs"] + 1e-9
         assert row.n_trials == len(trials)
         assert row.n_complete + row.n_pruned + row.n_failed == len(trials)
-        assert row.n_diverged == sum(bool(t.user_attrs.get("diverged")) for t in trials)
+        assert row.n_diverged == sum(
+            bool(record_attrs(t.user_attrs).get("diverged")) for t in trials
+        )
         assert row.budget_epochs == a["budget_epochs"]
         assert row.epochs_to_target <= row.total_epochs or math.isinf(row.epochs_to_target)
 
@@ -205,11 +209,11 @@ def test_chosen_config_is_the_best_value_trial_and_its_test_attr(storage, result
         assert row.chosen_trial == best.number
         assert row.chosen_lr == best.params["lr"]
         assert row.chosen_value == best.value
-        assert row.chosen_schedule == best.user_attrs["schedule"]
-        if best.user_attrs.get("test") is None:
+        assert row.chosen_schedule == record_attrs(best.user_attrs)["schedule"]
+        if record_attrs(best.user_attrs).get("test") is None:
             assert math.isnan(row.test)
         else:
-            assert row.test == best.user_attrs["test"]
+            assert row.test == record_attrs(best.user_attrs)["test"]
 
 
 def test_best_val_is_the_best_epoch_record_within_budget(storage, results):
@@ -217,7 +221,7 @@ def test_best_val_is_the_best_epoch_record_within_budget(storage, results):
         vals = [
             r["val"]
             for t in study.get_trials(deepcopy=False)
-            for r in t.user_attrs.get("history", [])
+            for r in record_attrs(t.user_attrs).get("history", [])
             if r["val"] is not None
         ]
         row = _row(results, study)
@@ -243,8 +247,11 @@ def test_load_trials_rows_and_cumulative_epochs(storage):
             r = rows[rows.number == t.number].iloc[0]
             assert r.cum_epochs_start == pytest.approx(spent)
             assert r.lr == t.params["lr"] and r.state == t.state.name
-            assert r.epochs == t.user_attrs["epochs"] and r.schedule == t.user_attrs["schedule"]
-            spent += t.user_attrs["epochs"]
+            assert (
+                r.epochs == record_attrs(t.user_attrs)["epochs"]
+                and r.schedule == record_attrs(t.user_attrs)["schedule"]
+            )
+            spent += record_attrs(t.user_attrs)["epochs"]
     assert set(trials.phase) <= {"search", "train", "exploit"}
     assert trials.diverged.any()  # functions at high rates blow up
 
@@ -254,7 +261,9 @@ def test_anytime_curves(storage, results):
     for run in runs:
         c = anytime_curve(run)
         row = results[results.study == run.name].iloc[0]
-        assert len(c) == sum(len(t.user_attrs.get("history", [])) for t in run.trials)
+        assert len(c) == sum(
+            len(record_attrs(t.user_attrs).get("history", [])) for t in run.trials
+        )
         assert (c.epochs.diff().dropna() > 0).all()
         assert c.epochs.iloc[0] > run.overhead_epochs
         assert c.epochs.iloc[-1] == pytest.approx(row.total_epochs)

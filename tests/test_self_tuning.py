@@ -21,6 +21,7 @@ from lrbench.engine import (
     train,
 )
 from lrbench.optimizers import build_optimizer
+from lrbench.records import record_attrs
 from lrbench.strategies import GROUPS, REGISTRY, STRATEGY_GROUPS, RunContext, get_strategy
 from lrbench.strategies.tpe import TPEStrategy
 from lrbench.tasks import get_task
@@ -56,7 +57,10 @@ def stored(study: optuna.Study) -> list[tuple]:
     """Every stored number of a run's trials except wall-clock times."""
     out = []
     for t in study.get_trials(deepcopy=False):
-        history = [{k: v for k, v in e.items() if k not in TIMES} for e in t.user_attrs["history"]]
+        history = [
+            {k: v for k, v in e.items() if k not in TIMES}
+            for e in record_attrs(t.user_attrs)["history"]
+        ]
         attrs = {k: v for k, v in t.user_attrs.items() if k not in TIMES | {"history"}}
         out.append((t.params, t.value, t.state, attrs, history))
     return out
@@ -77,8 +81,11 @@ def test_new_strategy_completes_charges_what_it_trained_and_is_deterministic(nam
     trials = ctx.study.get_trials(deepcopy=False)
     assert trials and all(t.state.is_finished() for t in trials)
     for t in trials:
-        assert t.user_attrs["steps"] == t.user_attrs["history"][-1]["steps"]
-    spent = sum(t.user_attrs["steps"] for t in trials)
+        assert (
+            record_attrs(t.user_attrs)["steps"]
+            == record_attrs(t.user_attrs)["history"][-1]["steps"]
+        )
+    spent = sum(record_attrs(t.user_attrs)["steps"] for t in trials)
     assert ctx.spent_steps() == spent <= ctx.budget_steps()
     if STRATEGY_GROUPS[name] == "self-tuning":
         # One configuration, no search: one trial of the run's epochs per trial.
@@ -105,9 +112,9 @@ def test_self_tuning_strategies_pick_the_variant_of_the_tasks_optimizer(
     ctx = make_ctx(task_name)
     get_strategy(name).run(ctx)
     (trial,) = ctx.study.get_trials(deepcopy=False)
-    assert trial.user_attrs["optimizer"] == optimizer
+    assert record_attrs(trial.user_attrs)["optimizer"] == optimizer
     expected_schedule = "cosine" if name == "prodigy+cosine" else "constant"
-    assert trial.user_attrs["schedule"].startswith(expected_schedule)
+    assert record_attrs(trial.user_attrs)["schedule"].startswith(expected_schedule)
 
 
 def test_schedulefree_defaults_follow_the_package():

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from lrbench.cli import main
 from lrbench.engine import task_range_test
 from lrbench.errors import ConfigError
+from lrbench.records import record_attrs
 from lrbench.strategies import STRATEGIES, STRATEGY_GROUPS, RunContext, get_strategy
 from lrbench.strategies.sigdigit import plateau_rule
 from lrbench.tasks import get_task
@@ -90,12 +91,14 @@ def test_each_strategy_completes_a_tiny_budget_and_charges_exactly(name, task_na
         assert overhead == study.user_attrs["range_test"]["num_steps"] > 0
     for t in trials:
         assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), (t.number, t.state)
-        history = t.user_attrs["history"]
+        history = record_attrs(t.user_attrs)["history"]
         # What a trial charged is what it trained: its step count, to the step.
-        assert t.user_attrs["steps"] == history[-1]["steps"]
-        assert t.user_attrs["epochs"] == pytest.approx(t.user_attrs["steps"] / spe)
+        assert record_attrs(t.user_attrs)["steps"] == history[-1]["steps"]
+        assert record_attrs(t.user_attrs)["epochs"] == pytest.approx(
+            record_attrs(t.user_attrs)["steps"] / spe
+        )
         assert len(t.intermediate_values) == sum(1 for r in history if r["val"] is not None)
-    spent = overhead + sum(t.user_attrs["steps"] for t in trials)
+    spent = overhead + sum(record_attrs(t.user_attrs)["steps"] for t in trials)
     assert spent <= ctx.budget_steps()
     assert ctx.spent_steps() == spent
     if STRATEGY_GROUPS[name] == "search":
@@ -116,8 +119,8 @@ def test_pruned_variants_prune_and_record_it(name):
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert len(trials) > 10 and pruned, "the pruner was consulted and stopped some trials"
     for t in pruned:
-        assert t.user_attrs["pruned"] is True
-        assert t.user_attrs["epochs"] < 4
+        assert record_attrs(t.user_attrs)["pruned"] is True
+        assert record_attrs(t.user_attrs)["epochs"] < 4
     assert ctx.spent_steps() == ctx.budget_steps()
 
 
@@ -125,12 +128,12 @@ def test_a_diverged_trial_is_recorded_with_the_untrained_value_and_the_search_go
     ctx = make_ctx("functions", budget=8)
     get_strategy("grid", n=4).run(ctx)  # rates 1e-4 .. 0.1: SGD on the bowl diverges above 0.05
     trials = ctx.study.get_trials(deepcopy=False)
-    diverged = [t for t in trials if t.user_attrs["diverged"]]
+    diverged = [t for t in trials if record_attrs(t.user_attrs)["diverged"]]
     assert diverged and len(trials) == 4
     for t in diverged:
         assert t.state == TrialState.COMPLETE
         assert (
-            t.value == t.user_attrs["initial_val"] == pytest.approx(88.0)
+            t.value == record_attrs(t.user_attrs)["initial_val"] == pytest.approx(88.0)
         )  # f(2, 2), no better than untrained
         assert t.params["lr"] > 0.05
 
@@ -139,7 +142,9 @@ def test_sigdigit_search_follows_the_digit_rounds():
     ctx = make_ctx("functions", budget=40)
     ctx.epochs_per_trial = 1
     get_strategy("sigdigit", decade=0.01).run(ctx)
-    lrs = [t.params["lr"] for t in ctx.study.trials if t.user_attrs["phase"] == "search"]
+    lrs = [
+        t.params["lr"] for t in ctx.study.trials if record_attrs(t.user_attrs)["phase"] == "search"
+    ]
     assert lrs[:9] == [0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01]
     # The two best first-round rates on the bowl are 0.04 and 0.03: round two refines both.
     assert lrs[9:13] == [0.044, 0.043, 0.042, 0.041]
@@ -166,25 +171,25 @@ def test_sigdigit_exploit_carries_weights_abandons_by_patience_and_walks_again()
     )
     strategy.run(ctx)  # one round of 9 one-epoch trials, then the exploit stretches
     study = ctx.study
-    exploit = [t for t in study.trials if t.user_attrs["phase"] == "exploit"]
+    exploit = [t for t in study.trials if record_attrs(t.user_attrs)["phase"] == "exploit"]
     kept = study.user_attrs["sigdigit_kept"]
     assert len(kept) == 2
     # The kept list walked twice, in order.
     assert [t.params["lr"] for t in exploit] == kept + kept
     first = exploit[0]
-    assert first.user_attrs["initial_val"] < 0.3  # fresh initialisation: near chance
+    assert record_attrs(first.user_attrs)["initial_val"] < 0.3  # fresh initialisation: near chance
     rule = plateau_rule(2, ctx.task.is_better)
     for before, after in zip(exploit, exploit[1:]):
-        vals = [r["val"] for r in before.user_attrs["history"]]
+        vals = [r["val"] for r in record_attrs(before.user_attrs)["history"]]
         # Each stretch ends by the patience rule (its first firing) or at the per-rate cap ...
         assert rule(vals) or len(vals) == 6
         assert not any(rule(vals[:n]) for n in range(1, len(vals)))
         # ... and the next one starts from the weights it ended with, not from scratch.
-        assert after.user_attrs["initial_val"] == pytest.approx(vals[-1])
+        assert record_attrs(after.user_attrs)["initial_val"] == pytest.approx(vals[-1])
     # Every step is charged: the trials' steps are what the budget counts, within the budget.
-    steps = sum(t.user_attrs["steps"] for t in study.trials)
+    steps = sum(record_attrs(t.user_attrs)["steps"] for t in study.trials)
     assert steps == ctx.spent_steps() <= ctx.budget_steps()
-    assert all(t.user_attrs["planned_epochs"] <= 6 for t in exploit)
+    assert all(record_attrs(t.user_attrs)["planned_epochs"] <= 6 for t in exploit)
 
 
 def test_range_test_on_digits_task_suggests_inside_the_range_and_restores_nothing_needed():

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from lrbench.records import RunKeys, TrialKeys
+from lrbench.records import RunKeys, TrialKeys, record_attrs
 from lrbench.results import (
     Run,
     anytime_curves,
@@ -158,7 +158,7 @@ class ChosenSchedule:
 def chosen_schedule(run: Run) -> ChosenSchedule | None:
     """The run's chosen trial when it has a learning rate and a step count to replay."""
     t = chosen_trial(run)
-    if t is None or "lr" not in t.params or TrialKeys.STEPS not in t.user_attrs:
+    if t is None or "lr" not in t.params or TrialKeys.STEPS not in record_attrs(t.user_attrs):
         return None
     return ChosenSchedule(run, t)
 

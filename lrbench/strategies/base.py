@@ -418,10 +418,6 @@ class Strategy(ABC):
         """The options with defaults filled in, as a plain dict."""
         return self.opts.as_dict()
 
-    def make_sampler(self, ctx: RunContext) -> optuna.samplers.BaseSampler:
-        """The sampler the run's study is created with (fixed-rate strategies need none)."""
-        return optuna.samplers.RandomSampler(seed=ctx.seed)
-
     def make_pruner(self, ctx: RunContext) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
 

@@ -59,8 +59,8 @@ class GridStrategy(SamplerStrategy):
 
     def stop_after_trial(self, ctx: RunContext) -> bool:
         # GridSampler stops the study at its last point itself, but not when it is replaced
-        # by the replay's sampler (below).
-        return self.search_finished(ctx)
+        # after an interruption (below).
+        return bool(ctx.interrupted_trials()) and self.search_finished(ctx)
 
     # -- resuming after an interruption --------------------------------------------------------
     # Optuna's GridSampler gives trial number i the i-th point of its (seeded) shuffle. A trial

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from lrbench.records import RunKeys, RunRecord, TrialKeys
+from lrbench.records import RunKeys, RunRecord, TrialKeys, record_attrs
 from lrbench.sigdigit_sampler import SignificantDigitSampler
 from lrbench.strategies.base import LR, RunContext, StopRule, register
 from lrbench.strategies.options import option
@@ -114,7 +114,8 @@ class SigDigitStrategy(SamplerStrategy):
         done = sum(
             1
             for t in ctx.study.get_trials(deepcopy=False)
-            if t.state.is_finished() and t.user_attrs.get(TrialKeys.PHASE) == "exploit"
+            if t.state.is_finished()
+            and record_attrs(t.user_attrs).get(TrialKeys.PHASE) == "exploit"
         )
         # The exploit trials' rates are fixed: no sampler is consulted for them.
         ctx.study.sampler = optuna.samplers.RandomSampler(seed=ctx.seed)
