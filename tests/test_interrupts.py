@@ -15,7 +15,7 @@ from lrbench.interrupts import (
 
 
 def test_a_sigint_is_raised_at_the_next_safe_point_and_only_once():
-    with interrupts_at_safe_points():
+    with interrupts_at_safe_points():  # whatever SIGINT did before, it is held in here
         os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the main thread
         assert interrupt_requested()  # held, not raised mid-statement
         with pytest.raises(KeyboardInterrupt):
@@ -26,9 +26,14 @@ def test_a_sigint_is_raised_at_the_next_safe_point_and_only_once():
 
 
 def test_outside_the_context_sigint_keeps_pythons_default():
-    with interrupts_at_safe_points():
-        pass
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
-        raise_if_interrupted()  # not reached: Python raised at once
+    # Set here: a process started in the background may have SIGINT ignored from the start.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupts_at_safe_points():
+            pass
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            raise_if_interrupted()  # not reached: Python raised at once
+    finally:
+        signal.signal(signal.SIGINT, outer)
