@@ -476,15 +476,33 @@ def final_metrics(
 ) -> dict[str, float]:
     """The task's final metrics (`Task.final_metrics`) of weights `state` on the test split."""
     device = resolve_device(device)
-    model = task.prepare_model(task.build_model().to(device), device)
-    model.load_state_dict(state)
-    model.eval()
+    model = _model_with_state(task, state, device)
     with torch.no_grad(), task.autocast(device):
         metrics = task.final_metrics(model, data.test)
     if not metrics:
         return {}
     values = torch.stack([v.detach().float().reshape(()) for v in metrics.values()]).tolist()
     return dict(zip(metrics, values))
+
+
+def test_metric(
+    task: Task, data: TaskData, state: dict[str, torch.Tensor], device: torch.device | str
+) -> float:
+    """The task's metric of weights `state` on the test split (what `TrainResult.test` holds)."""
+    device = resolve_device(device)
+    model = _model_with_state(task, state, device)
+    with torch.no_grad(), task.autocast(device):
+        return float(task.evaluate(model, data.test))
+
+
+def _model_with_state(
+    task: Task, state: dict[str, torch.Tensor], device: torch.device
+) -> torch.nn.Module:
+    """The task's model holding `state` (evaluated weights), in evaluation mode."""
+    model = task.prepare_model(task.build_model().to(device), device)
+    model.load_state_dict(state)
+    model.eval()
+    return model
 
 
 def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -31,7 +31,9 @@ class TrialKeys:
     DIVERGED = "diverged"
     CUT = "cut"  # stopped by the run's budget
     PRUNED = "pruned"
-    TEST = "test"  # test metric of the trial's best state; never shown to strategies
+    # Test metric of the trial's best state, for a trial that was its run's best so far (else
+    # None); never shown to strategies.
+    TEST = "test"
     BEST_VAL = "best_val"
     BEST_EPOCH = "best_epoch"
     INITIAL_VAL = "initial_val"  # the metric before any training

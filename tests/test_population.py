@@ -215,7 +215,7 @@ def _run(
 def _trials(study) -> list[dict]:
     out = []
     for t in study.get_trials():
-        attrs = {k: v for k, v in t.user_attrs.items() if k not in TIMING}
+        attrs = {k: v for k, v in record_attrs(t.user_attrs).items() if k not in TIMING}
         attrs["history"] = [
             {k: v for k, v in h.items() if k not in TIMING} for h in attrs.get("history", [])
         ]

@@ -68,7 +68,7 @@ def stored(url: str) -> dict[str, tuple]:
         attrs = {k: v for k, v in study.user_attrs.items() if k not in RUN_TIMING}
         trials = []
         for t in study.trials:
-            rec = {k: v for k, v in t.user_attrs.items() if k not in TIMING}
+            rec = {k: v for k, v in record_attrs(t.user_attrs).items() if k not in TIMING}
             rec["history"] = [
                 {k: v for k, v in h.items() if k not in TIMING} for h in rec.get("history", [])
             ]

@@ -61,7 +61,9 @@ def stored(study: optuna.Study) -> list[tuple]:
             {k: v for k, v in e.items() if k not in TIMES}
             for e in record_attrs(t.user_attrs)["history"]
         ]
-        attrs = {k: v for k, v in t.user_attrs.items() if k not in TIMES | {"history"}}
+        attrs = {
+            k: v for k, v in record_attrs(t.user_attrs).items() if k not in TIMES | {"history"}
+        }
         out.append((t.params, t.value, t.state, attrs, history))
     return out
 
