@@ -349,6 +349,13 @@ def _schedules_section(doc: Document, info: TaskInfo, data: SuiteData, order: li
     for note in notes:
         doc.para(note)
     chosen = data.results[["strategy", "seed", "chosen_lr", "chosen_schedule"]].copy()
+    # In the strategies' order, then by seed: the storage lists runs as workers finished them.
+    rank = {name: i for i, name in enumerate(order)}
+    chosen = chosen.sort_values(
+        ["strategy", "seed"],
+        key=lambda c: c.map(rank) if c.name == "strategy" else c,
+        kind="stable",
+    )
     chosen["chosen_lr"] = chosen["chosen_lr"].map(lambda v: fmt(v, 3))
     chosen.columns = ["strategy", "seed", "chosen lr", "chosen schedule"]
     doc.para("Chosen configuration of every run:")
