@@ -34,12 +34,15 @@ class GridStrategy(SamplerStrategy):
         grid = self.grid(ctx)
         return trial.suggest_float(LR, min(grid), max(grid), log=True)
 
-    def done_rates(self, ctx: RunContext) -> set[float]:
+    def tried_rates(self, ctx: RunContext) -> set[float]:
+        """The points of finished trials, but for those an interruption failed (they run again);
+        a trial failed for its own reason (e.g. out of memory) tried its point, as GridSampler
+        counts it."""
+        interrupted = ctx.interrupted_trials()
         return {
             t.params[LR]
-            for t in ctx.study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
-            )
+            for t in ctx.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and LR in t.params and t.number not in interrupted
         }
 
     def batch_limit(self, ctx: RunContext) -> int:
@@ -55,7 +58,7 @@ class GridStrategy(SamplerStrategy):
         return max(queued, len(set(self.grid(ctx)) - taken))
 
     def search_finished(self, ctx: RunContext) -> bool:
-        return set(self.grid(ctx)) <= self.done_rates(ctx)
+        return set(self.grid(ctx)) <= self.tried_rates(ctx)
 
     def stop_after_trial(self, ctx: RunContext) -> bool:
         # GridSampler stops the study at its last point itself, but not when it is replaced
