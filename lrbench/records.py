@@ -46,7 +46,7 @@ class TrialKeys:
     # The keys above are stored together, as one dict under RECORD: one storage write per
     # trial instead of sixteen (a sixth of a quick suite's time went to those writes).
     RECORD = "record"
-    ENQUEUED_LR = "enqueued_lr"  # the rate of a trial put back in the queue (grid retries)
+    ENQUEUED_LR = "enqueued_lr"  # the rate of a grid point enqueued after an interruption
     FAIL_REASON = "fail_reason"  # why a trial failed: "interrupted (KeyboardInterrupt)" ...
 
 

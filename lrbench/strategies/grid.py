@@ -45,17 +45,20 @@ class GridStrategy(SamplerStrategy):
             if t.state.is_finished() and LR in t.params and t.number not in interrupted
         }
 
+    def taken_rates(self, ctx: RunContext) -> set[float]:
+        """The points of every trial but those an interruption failed (they run again): running,
+        finished, or failed for their own reason."""
+        interrupted = ctx.interrupted_trials()
+        return {
+            t.params.get(LR)
+            for t in ctx.study.get_trials(deepcopy=False)
+            if t.number not in interrupted
+        }
+
     def batch_limit(self, ctx: RunContext) -> int:
         """The grid points no trial has taken yet: a population never repeats a point."""
-        taken = {
-            t.params.get(LR)
-            for t in ctx.study.get_trials(
-                deepcopy=False,
-                states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
-            )
-        }
         queued = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        return max(queued, len(set(self.grid(ctx)) - taken))
+        return max(queued, len(set(self.grid(ctx)) - self.taken_rates(ctx)))
 
     def search_finished(self, ctx: RunContext) -> bool:
         return set(self.grid(ctx)) <= self.tried_rates(ctx)
@@ -101,12 +104,7 @@ class GridStrategy(SamplerStrategy):
         study = ctx.study
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return
-        interrupted = ctx.interrupted_trials()  # their points are not taken: they run again
-        taken = {
-            t.params.get(LR)
-            for t in study.get_trials(deepcopy=False)
-            if t.number not in interrupted
-        }
+        taken = self.taken_rates(ctx)
         for lr in self.uninterrupted_order(ctx):
             if lr not in taken:
                 study.enqueue_trial({LR: lr}, user_attrs={TrialKeys.ENQUEUED_LR: lr})
