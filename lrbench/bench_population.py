@@ -7,8 +7,8 @@ rates and seeds) train as one population, once with each member's own torch opti
 (`lrbench.stacked_optim`); the baseline trains such configurations one at a
 time with the single-trial engine. Rates are training epochs only (evaluation excluded), the
 first epoch of each side is a warm-up. On a GPU the table adds the achieved fraction of the
-device's peak float32 rate (from the model's multiply-adds per example, x 2 FLOPs, x 3 for the
-forward and backward passes) and the peak memory of the population.
+device's peak float32 rate (the FLOPs of a training step, as torch's `FlopCounterMode`
+counts them, times the steps of an epoch) and the peak memory of the population.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from lrbench.engine import TrainConfig, resolve_device, train
 from lrbench.population import train_population
@@ -30,9 +30,17 @@ GPU_SIZES = SIZES + (128, 256, 512)
 PEAK_FP32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12, "L4": 30.3e12, "A10": 31.2e12}
 
 
-def linear_macs_per_example(model: nn.Module) -> int:
-    """Multiply-adds of one example's forward pass through the model's Linear layers."""
-    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+def training_flops_per_step(task: Task, data, device: torch.device) -> float:
+    """FLOPs of one training step (forward and backward) of a lone model, as torch's
+    `FlopCounterMode` counts them (matrix products and convolutions) on the first real batch."""
+    torch.manual_seed(0)
+    model = task.prepare_model(task.build_model().to(device), device)
+    batch = next(iter(task.train_batches(data, torch.Generator(device=device).manual_seed(0))))
+    with FlopCounterMode(display=False) as counter:
+        with task.autocast(device):
+            loss = task.loss(model, batch)
+        loss.backward()
+    return float(counter.get_total_flops())
 
 
 def _rates(
@@ -71,7 +79,7 @@ def bench_task(
         return
     data = task.prepare(device, data_options)
     seq = _sequential_rate(task, data, device, epochs, trials=2)
-    flops_epoch = 6 * linear_macs_per_example(task.build_model()) * len(data.train)
+    flops_epoch = training_flops_per_step(task, data, device) * data.steps_per_epoch
     peak = _peak_flops(device)
     for k, stacked in ((k, s) for k in sizes for s in (False, True)):
         try:
