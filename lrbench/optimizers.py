@@ -135,17 +135,26 @@ class Lookahead:
     def __init__(self, optimizer: torch.optim.Optimizer, k: int, decay: float) -> None:
         self.k, self.decay, self.steps = k, decay, 0
         self.peak = [0.0] * len(optimizer.param_groups)
-        # (fast, slow) pairs per group, taken just before the first step, so weights loaded
-        # after the optimizer was built are the ones averaged. Frozen parameters never move.
-        self.pairs: list[list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        # Per group, the positions of the trained parameters (those with a gradient at the
+        # first step: frozen ones never move) and their slow copies, taken just before that
+        # step, so weights loaded after the optimizer was built are the ones averaged. The fast
+        # weights are read from the groups at every sync: a population may re-point a member's
+        # groups at new tensors (`lrbench.population_member.Member.rebind`).
+        self.trained: list[list[int]] | None = None
+        self.slow: list[list[torch.Tensor]] = []
+        optimizer.lookahead = self  # tells a stacked population step to leave this one alone
         optimizer.register_step_pre_hook(self._start)
         optimizer.register_step_post_hook(self._after_step)
 
     def _start(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
-        if self.pairs is None:
-            self.pairs = [
-                [(p, p.detach().clone()) for p in g["params"] if p.requires_grad]
-                for g in optimizer.param_groups
+        if self.trained is None:
+            groups = optimizer.param_groups
+            self.trained = [
+                [j for j, p in enumerate(g["params"]) if p.grad is not None] for g in groups
+            ]
+            self.slow = [
+                [g["params"][j].detach().clone() for j in idx]
+                for g, idx in zip(groups, self.trained)
             ]
 
     def _after_step(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
@@ -158,7 +167,8 @@ class Lookahead:
             for i, group in enumerate(optimizer.param_groups):
                 peak = self.peak[i]
                 d = self.decay * (1.0 - float(group["lr"]) / peak) ** 3 if peak > 0 else 0.0
-                for fast, slow in self.pairs[i]:  # type: ignore[index]
+                fast_weights = [group["params"][j] for j in self.trained[i]]  # type: ignore[index]
+                for fast, slow in zip(fast_weights, self.slow[i]):
                     if d > 0:
                         slow.lerp_(fast, 1.0 - d)
                         fast.copy_(slow)

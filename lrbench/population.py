@@ -46,7 +46,7 @@ from lrbench.errors import ConfigError
 from lrbench.interrupts import raise_if_interrupted
 from lrbench.optimizers import build_optimizer
 from lrbench.population_member import Member
-from lrbench.stacked import keep_members, stack_models
+from lrbench.stacked import keep_members
 from lrbench.stacked_optim import StackedStep
 from lrbench.tasks.base import DataOptions, Task, TaskData
 
@@ -139,8 +139,9 @@ class _Population:
             models.append(model)
             noise_states.append(_default_generator(device).get_state())
         self.template = models[0]  # a plain model: members are evaluated on it
-        self.stacked = stack_models(models)
+        self.stacked = task.population_model(models)
         self.names = [name for name, _ in self.stacked.named_parameters()]
+        self.buffer_names = [name for name, _ in self.stacked.named_buffers()]
         self.members = [
             Member(task, i, config, opts, device, noise_states[i], self.spe)
             for i, (config, opts) in enumerate(zip(configs, options))
@@ -160,15 +161,24 @@ class _Population:
 
     # -- the stacked parameters and the members' views of them ---------------------------------
     def _bind(self) -> None:
-        """(Re)point every active member's parameter and gradient views at its slice."""
+        """(Re)point every active member's parameter, gradient and buffer views at its slice.
+
+        A member's views carry what its optimizer reads off a lone model's parameters: a
+        gradient only where the parameter trains, and its rate multiplier (`lr_scale`)."""
         params = list(self.stacked.parameters())
+        buffers = list(self.stacked.buffers())
         for p in params:
-            p.grad = torch.zeros_like(p)
+            p.grad = torch.zeros_like(p) if p.requires_grad else None
         for k, m in enumerate(self.active):
-            views = [p.detach()[k] for p in params]
-            for view, p in zip(views, params):
-                view.grad = p.grad[k]
-            m.rebind(views)
+            views = []
+            for p in params:
+                view = p.detach()[k]
+                if p.grad is not None:
+                    view.grad = p.grad[k]
+                if hasattr(p, "lr_scale"):
+                    view.lr_scale = p.lr_scale
+                views.append(view)
+            m.rebind(views, [b[k] for b in buffers])
 
     def _compact(self) -> None:
         """Drop the members that stopped: they cost no more compute."""
@@ -189,7 +199,7 @@ class _Population:
     def run(self) -> list[TrainResult]:
         for m in self.members:
             if m.options.evaluate_initial:
-                m.initial_val = self._evaluate(m.params, self.data.val)
+                m.initial_val = self._evaluate(self._state(m), self.data.val)
             if m.config.max_steps is not None and m.config.max_steps <= 0:
                 m.cut = m.finished = True
         self._compact()
@@ -239,7 +249,8 @@ class _Population:
             noise = self.task.population_noise(batch, [m.noise_generator for m in self.active])
             losses = self.task.population_loss(self.stacked, batch, noise)
         for p in self.stacked.parameters():
-            p.grad.zero_()
+            if p.grad is not None:
+                p.grad.zero_()
         losses.sum().backward()
         if self.fast is None:
             for i in stepping:
@@ -286,22 +297,21 @@ class _Population:
         record = EpochRecord(
             epoch, stats.mean[k], val, lr, m.steps, m.steps / self.spe, share, ev, extras
         )
-        m.after_epoch(record, self.names)
+        m.after_epoch(record, self._state(m))
 
     # -- evaluation on the plain template model ------------------------------------------------
-    def _load(self, tensors) -> None:
-        with torch.no_grad():
-            for p, v in zip(self.template.parameters(), tensors):
-                p.copy_(v)
+    def _state(self, m: Member) -> dict[str, torch.Tensor]:
+        """Member `m`'s parameters and buffers by the lone model's names (views, not copies)."""
+        return {**dict(zip(self.names, m.params)), **dict(zip(self.buffer_names, m.buffers))}
 
-    def _evaluate(self, tensors, split) -> float:
-        self._load(tensors)
+    def _evaluate(self, state: dict[str, torch.Tensor], split) -> float:
+        self.template.load_state_dict(state)
         self.template.eval()
         with torch.no_grad(), self.task.autocast(self.device):
             return float(self.task.evaluate(self.template, split))
 
     def _evaluate_with_extras(self, m: Member) -> tuple[float, dict[str, float]]:
-        val = self._evaluate(m.params, self.data.val)
+        val = self._evaluate(self._state(m), self.data.val)
         if not math.isfinite(val):
             m.diverged = True
             return val, {}
@@ -315,7 +325,7 @@ class _Population:
     def _result(self, m: Member) -> TrainResult:
         test = None
         if m.options.evaluate_test and m.best_state is not None:
-            test = self._evaluate([m.best_state[n] for n in self.names], self.data.test)
+            test = self._evaluate(m.best_state, self.data.test)
         return m.result(test)
 
 

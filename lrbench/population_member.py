@@ -41,6 +41,7 @@ class Member:
         self.stepped_together = False  # the population steps all members' parameters at once
         self.schedule: BuiltSchedule | None = None
         self.params: list[torch.Tensor] = []
+        self.buffers: list[torch.Tensor] = []
         self.history: list[EpochRecord] = []
         self.best_val: float | None = None
         self.best_epoch: int | None = None
@@ -59,14 +60,15 @@ class Member:
             steps_per_epoch=self.spe,
         )
 
-    def rebind(self, views: list[torch.Tensor]) -> None:
+    def rebind(self, views: list[torch.Tensor], buffers: list[torch.Tensor]) -> None:
         """Point the optimizer (parameters and per-parameter state) at new views, after the
         population's stacked tensors were compacted."""
-        old, self.params = self.params, views
+        old, self.params, self.buffers = self.params, views, buffers
         if self.optimizer is None:
             return
-        (group,) = self.optimizer.param_groups
-        group["params"] = views
+        new_of = {id(o): n for o, n in zip(old, views)}
+        for group in self.optimizer.param_groups:
+            group["params"] = [new_of[id(p)] for p in group["params"]]
         state = self.optimizer.state
         for o, n in zip(old, views):
             if o in state:
@@ -115,13 +117,14 @@ class Member:
             max_loss > self.task.diverge_factor * max(first, 1e-12)
         )
 
-    def after_epoch(self, record: EpochRecord, names: list[str]) -> None:
-        """Keep the best state, report, ask the callback; set `finished` when training ends."""
+    def after_epoch(self, record: EpochRecord, state: dict[str, torch.Tensor]) -> None:
+        """Keep the best state (`state`: the member's parameters and buffers by name), report,
+        ask the callback; set `finished` when training ends."""
         if not self.diverged and (
             self.best_val is None or self.task.is_better(record.val, self.best_val)
         ):
             self.best_val, self.best_epoch = record.val, record.epoch
-            self.best_state = {n: p.detach().clone() for n, p in zip(names, self.params)}
+            self.best_state = {n: t.detach().clone() for n, t in state.items()}
         self.history.append(record)
         if self.options.progress is not None:
             self.options.progress(record)

@@ -7,7 +7,7 @@ module with the same structure and the same parameter names, every parameter sta
 activations, its loss terms on the last dimension) runs on K members at once. Other modules
 with parameters of their own keep their code with stacked parameters: the task's population
 loss must know how to use them (e.g. the `functions` task's point). Models with buffers (batch
-norm) are refused: their in-place statistics have no stacked form here.
+norm) are refused here: `lrbench.folded` is the form for convolutional nets with batch norm.
 
 On a CPU with one thread, `baddbmm` over (K, B, in) and the backward's `bmm`s compute each
 member's products with the same kernel and summation order as `nn.Linear` on (B, in) (the
@@ -48,6 +48,13 @@ class _StackedLinearFn(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+def stacked_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """x (K, B, in) through K linear layers, weight (K, out, in), bias (K, out): (K, B, out)."""
+    return _StackedLinearFn.apply(x, weight, bias)
+
+
 class StackedLinear(nn.Module):
     """K `nn.Linear` layers: `weight` (K, out, in), `bias` (K, out); input (K, ..., in)."""
 
@@ -59,7 +66,7 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(shape[0], -1, shape[-1])  # (K, B, in): extra batch dims folded into B
-        out = _StackedLinearFn.apply(flat, self.weight, self.bias)
+        out = stacked_linear(flat, self.weight, self.bias)
         return out.reshape(*shape[:-1], out.shape[-1])
 
 
@@ -81,24 +88,38 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
         if isinstance(module, nn.Linear):
             weight = torch.stack([c.weight.detach() for c in copies])
             bias = None if module.bias is None else torch.stack([c.bias.detach() for c in copies])
-            _replace(stacked, name, StackedLinear(weight, bias))
+            replace_module(stacked, name, StackedLinear(weight, bias))
             continue
         for pname, _ in list(module.named_parameters(recurse=False)):
-            value = torch.stack([getattr(c, pname).detach() for c in copies])
-            setattr(module, pname, nn.Parameter(value))
+            setattr(module, pname, stacked_parameter([getattr(c, pname) for c in copies]))
     return stacked
 
 
-def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+def stacked_parameter(params: list[torch.Tensor]) -> nn.Parameter:
+    """The members' copies of one parameter stacked on a new leading dimension, keeping what the
+    optimizer reads off a parameter: whether it trains, and its rate multiplier (`lr_scale`)."""
+    first = params[0]
+    stacked = nn.Parameter(
+        torch.stack([p.detach() for p in params]), requires_grad=first.requires_grad
+    )
+    if hasattr(first, "lr_scale"):
+        stacked.lr_scale = first.lr_scale
+    return stacked
+
+
+def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
 
 
 def keep_members(stacked: nn.Module, keep: torch.Tensor) -> None:
-    """Keep only the members at indices `keep` (compaction): every parameter re-stacked in place
-    (the Parameter objects stay, their data and gradients are new tensors)."""
+    """Keep only the members at indices `keep` (compaction): every parameter and buffer
+    re-stacked in place (the Parameter objects stay, their data and gradients are new tensors)."""
     with torch.no_grad():
         for p in stacked.parameters():
             p.data = p.data.index_select(0, keep)
             p.grad = None
+        for module in stacked.modules():
+            for name, b in list(module.named_buffers(recurse=False)):
+                setattr(module, name, b.index_select(0, keep))

@@ -8,8 +8,8 @@ parameter. It follows torch's single-tensor arithmetic, but a per-member rate is
 factor where torch uses a scalar (and a fused multiply-add where torch's kernel has one), so
 members agree with lone trials to float rounding, not bit for bit. Where launching kernels is
 the cost (a GPU, or a small model on a CPU) it is much faster; `build` returns None for what it
-does not cover (another optimizer, amsgrad, maximize ...), and the population then steps each
-member's own optimizer.
+does not cover (another optimizer, amsgrad, maximize, several parameter groups, Lookahead ...),
+and the population then steps each member's own optimizer.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class StackedStep:
         types = {type(o) for o in optimizers}
         if len(types) != 1 or types.pop() not in _SUPPORTED:
             return None
+        # Parameter groups of their own (rate multipliers) and step hooks (Lookahead) are the
+        # members' own optimizers' business.
+        if any(len(o.param_groups) != 1 or hasattr(o, "lookahead") for o in optimizers):
+            return None
         groups = [o.param_groups[0] for o in optimizers]
         if any(g.get(flag) for g in groups for flag in _UNSUPPORTED_FLAGS):
             return None
@@ -63,6 +67,8 @@ class StackedStep:
         groups, in member order."""
         self.steps += 1
         for i, p in enumerate(params):
+            if p.grad is None:  # frozen
+                continue
             state = self.state.setdefault(i, {})
             if self.kind == "adam":
                 self._adam(p, p.grad, state, groups)

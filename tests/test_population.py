@@ -182,7 +182,7 @@ def test_members_of_different_lengths(digits):
 def test_task_without_population_support_is_refused():
     from lrbench.errors import ConfigError
 
-    task = get_task("cifar10")
+    task = get_task("cifar10", compile=True)  # a compiled model has no population form
     with pytest.raises(ConfigError, match="population"):
         train_population(task, [TrainConfig.for_task(task, 0.1)], data=object())
 
@@ -263,7 +263,7 @@ def test_population_size_falls_back_to_one_where_the_task_cannot():
 
     from lrbench.strategies import RunContext
 
-    task = get_task("cifar10")
+    task = get_task("cifar10", compile=True)  # a compiled model has no population form
     ctx = RunContext(task, None, optuna.create_study(), population=8, epochs_per_trial=1)
     assert ctx.population_size() == 1
 

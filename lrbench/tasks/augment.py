@@ -31,13 +31,6 @@ def translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int) -> 
     return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
 
-def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image shifted by a uniform random (dy, dx) in [-pad, pad]²."""
-    n = len(x)
-    d = torch.randint(-pad, pad + 1, (2, n), device=x.device, generator=generator)
-    return translate(x, d[0], d[1], pad)
-
-
 class AlternatingFlips:
     """airbench's alternating flip: in a trial's first epoch each training image is mirrored
     with probability ½; in every later epoch exactly the images not mirrored in the epoch

@@ -23,6 +23,7 @@ from torch import nn
 from lrbench.data import TensorSplit, holdout_split, shuffled_batches, steps_per_epoch
 from lrbench.errors import ConfigError
 from lrbench.schedules import ScheduleSpec
+from lrbench.stacked import stack_models
 
 
 @dataclass
@@ -164,8 +165,13 @@ class Task(ABC):
 
     # -- population training (lrbench.population) ---------------------------------------------
     # A task that sets `population_ready` implements `population_loss` (and `population_noise`
-    # when its loss draws random numbers) for the stacked model of `lrbench.stacked`.
+    # when its loss draws random numbers) for the model `population_model` builds.
     population_ready: ClassVar[bool] = False
+
+    def population_model(self, models: list[nn.Module]) -> nn.Module:
+        """K prepared copies of the task's model as one module: by default `lrbench.stacked`'s
+        (K, B, ...) form; convolutional nets use `lrbench.folded`'s."""
+        return stack_models(models)
 
     def population_noise(self, batch: Any, generators: list[torch.Generator]) -> Any:
         """The random inputs of one step's losses, member k's drawn from `generators[k]`

@@ -31,8 +31,9 @@ from torch import nn
 
 from lrbench.data import TensorSplit, holdout_split, ordered_batches, read_cifar10, steps_per_epoch
 from lrbench.errors import ConfigError
+from lrbench.folded import fold_input, fold_models, unfold_output
 from lrbench.schedules import ScheduleSpec
-from lrbench.tasks.augment import AlternatingFlips, flip, random_translate, tta_logits
+from lrbench.tasks.augment import AlternatingFlips, flip, translate, tta_logits
 from lrbench.tasks.base import DataOptions, Task, TaskData, subset
 from lrbench.tasks.cifar10_net import AirNet, ResNet9
 
@@ -156,20 +157,51 @@ class Cifar10(Task):
     def train_batches(self, data: TaskData, generator: torch.Generator):
         """One epoch: slices of an on-device permutation, flipped and translated on the device."""
         split, b = data.train, self.batch_size
-        n, dev = len(split), split.x.device
+        perm, flips, shifts = self._epoch_draws(len(split), generator, split.x.device)
+        for i in range(steps_per_epoch(len(split), b)):
+            at = slice(i * b, (i + 1) * b)
+            x = self._augment(split.x[perm[at]], flips, shifts, at)
+            yield x, split.y[perm[at]]
+
+    def population_batches(self, data: TaskData, generators: list[torch.Generator]):
+        """K members' batches (K, B, ...): member k's slice is exactly its `train_batches` batch
+        (the same draws from its own generator), augmented for all members at once."""
+        split, b = data.train, self.batch_size
+        draws = [self._epoch_draws(len(split), g, split.x.device) for g in generators]
+        perm, flips, shifts = (None if d[0] is None else torch.stack(d) for d in zip(*draws))
+        for i in range(steps_per_epoch(len(split), b)):
+            at = slice(i * b, (i + 1) * b)
+            idx = perm[:, at]  # (K, B)
+            x = split.x[idx.flatten()]  # members' images one after another: (K * B, C, H, W)
+            flat_flips = None if flips is None else flips[:, at].flatten()
+            flat_shifts = None if shifts is None else shifts[:, :, at].transpose(0, 1).flatten(1)
+            x = self._augment(x, flat_flips, flat_shifts, slice(None))
+            yield x.view(*idx.shape, *x.shape[1:]), split.y[idx]
+
+    def _epoch_draws(self, n: int, generator: torch.Generator, device: torch.device):
+        """A trial's random choices for one epoch, drawn at once from its generator: the order
+        of the images, which positions are mirrored (None: no flips) and each position's
+        translation (2, n) (None: no translation)."""
         mode, pad = self.options["flip"], int(self.options["pad"])
-        mirror = self._flips.epoch_mask(n, generator, dev) if mode == "alternating" else None
-        perm = torch.randperm(n, generator=generator, device=dev)
-        for i in range(steps_per_epoch(n, b)):
-            idx = perm[i * b : (i + 1) * b]
-            x = split.x[idx]
-            if mode == "alternating":
-                x = flip(x, mirror[idx])
-            elif mode == "random":
-                x = flip(x, torch.rand(len(x), device=dev, generator=generator) < 0.5)
-            if pad:
-                x = random_translate(x, pad, generator)
-            yield x, split.y[idx]
+        mirror = self._flips.epoch_mask(n, generator, device) if mode == "alternating" else None
+        perm = torch.randperm(n, generator=generator, device=device)
+        flips = None
+        if mode == "alternating":
+            flips = mirror[perm]
+        elif mode == "random":
+            flips = torch.rand(n, device=device, generator=generator) < 0.5
+        shifts = None
+        if pad:
+            shifts = torch.randint(-pad, pad + 1, (2, n), device=device, generator=generator)
+        return perm, flips, shifts
+
+    def _augment(self, x: torch.Tensor, flips, shifts, at: slice) -> torch.Tensor:
+        """Images `x` at epoch positions `at`, mirrored and translated as drawn."""
+        if flips is not None:
+            x = flip(x, flips[at])
+        if shifts is not None:
+            x = translate(x, shifts[0, at], shifts[1, at], int(self.options["pad"]))
+        return x
 
     # -- model --------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -193,6 +225,29 @@ class Cifar10(Task):
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y, label_smoothing=float(self.options["label_smoothing"]))
+
+    # -- population training: the members folded into the channels (lrbench.folded) -----------
+    @property
+    def population_ready(self) -> bool:  # type: ignore[override]
+        return not self.options["compile"]  # a compiled model has no folded form
+
+    def population_model(self, models: list[nn.Module]) -> nn.Module:
+        return fold_models(models)
+
+    def population_loss(self, model: nn.Module, batch, noise) -> torch.Tensor:
+        x, y = batch  # (K, B, 3, H, W), (K, B)
+        k, b = y.shape
+        folded = fold_input(x)
+        if folded.is_cuda:
+            folded = folded.contiguous(memory_format=torch.channels_last)
+        logits = unfold_output(model(folded), k)  # (K, B, classes)
+        losses = F.cross_entropy(
+            logits.reshape(k * b, -1),
+            y.reshape(-1),
+            label_smoothing=float(self.options["label_smoothing"]),
+            reduction="none",
+        )
+        return losses.view(k, b).float().mean(1)
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         """Accuracy of the mean logits over the test-time views (`augment.tta_views`)."""

@@ -18,6 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lrbench.folded import FoldedConv2d
+from lrbench.stacked import stacked_parameter
+
 WHITEN_EPS = 5e-4
 
 
@@ -74,6 +77,41 @@ class Whiten(nn.Conv2d):
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
         self._fitted = bool(self.fitted)
+
+    @classmethod
+    def fold(cls, copies: list[Whiten]) -> FoldedWhiten:
+        """K copies as one layer of a folded population (`lrbench.folded`)."""
+        return FoldedWhiten(copies)
+
+
+class FoldedWhiten(FoldedConv2d):
+    """K `Whiten` layers on folded channels: each member fits its filters to its own first
+    training batch, as a lone layer does."""
+
+    def __init__(self, copies: list[Whiten]) -> None:
+        first = copies[0]
+        weight = stacked_parameter([c.weight for c in copies])
+        super().__init__(first, weight, stacked_parameter([c.bias for c in copies]))
+        self.size, self.eps = first.kernel_size[0], first.eps
+        self.register_buffer("fitted", torch.stack([c.fitted for c in copies]))
+        self._fitted = bool(self.fitted.all())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self._fitted:
+            self.fit(x)
+        return super().forward(x)
+
+    @torch.compiler.disable
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        k = self.weight.shape[0]
+        c = x.shape[1] // k
+        with torch.autocast(x.device.type, enabled=False):
+            for i in (~self.fitted).nonzero().flatten().tolist():
+                member = x[:, i * c : (i + 1) * c]
+                self.weight[i].copy_(whitening_filters(member, self.size, self.eps))
+        self.fitted.fill_(True)
+        self._fitted = True
 
 
 def batch_norm(channels: int, bias_lr_scale: float, momentum: float = 0.4) -> nn.BatchNorm2d:
