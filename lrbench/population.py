@@ -40,11 +40,12 @@ from lrbench.engine import (
     TrainConfig,
     TrainOptions,
     TrainResult,
+    optimizer_has_modes,
     resolve_device,
 )
 from lrbench.errors import ConfigError
 from lrbench.interrupts import raise_if_interrupted
-from lrbench.optimizers import build_optimizer
+from lrbench.optimizers import OPTIMIZERS, build_optimizer
 from lrbench.population_member import Member
 from lrbench.stacked import keep_members
 from lrbench.stacked_optim import StackedStep
@@ -60,10 +61,14 @@ def default_population(task: Task, device: torch.device | str) -> int:
     return 32
 
 
-def population_size(task: Task, device: torch.device | str, requested: int | None) -> int:
-    """How many trials of `task` train at once: 1 where the task cannot batch, else the size
-    asked for, else `default_population`."""
-    if not task.population_ready:
+def population_size(
+    task: Task, device: torch.device | str, requested: int | None, optimizer: str | None = None
+) -> int:
+    """How many trials of `task` with `optimizer` (None: the task's) train at once: 1 where the
+    task cannot batch or the optimizer keeps evaluation weights of its own (train / eval
+    modes, e.g. Schedule-Free), else the size asked for, else `default_population`."""
+    cls = OPTIMIZERS.get(optimizer or task.default_optimizer, (None,))[0]
+    if not task.population_ready or (cls is not None and optimizer_has_modes(cls)):
         return 1
     return default_population(task, device) if requested is None else requested
 
@@ -152,6 +157,13 @@ class _Population:
             m.optimizer = build_optimizer(
                 m.config.optimizer, m.params, m.config.lr, **m.config.optimizer_kwargs
             )
+            if optimizer_has_modes(m.optimizer):
+                # Its evaluation weights live in the optimizer (Schedule-Free): the population
+                # evaluates a plain copy of the model, which would miss them.
+                raise ConfigError(
+                    f"population training does not support optimizer {m.config.optimizer!r}"
+                    " (it has train / eval modes): train its trials one at a time (population 1)"
+                )
             m.build_schedule()
         optimizers = [m.optimizer for m in self.members]
         self.fast = StackedStep.build(optimizers) if stacked_step else None

@@ -42,7 +42,7 @@ def seed_group_size(run: RunSpec, options: RunOptions) -> int:
     if not getattr(strategy_class, "batches_seeds", False):
         return 1
     task = get_task(run.task.name, **run.task.options)
-    return population_size(task, resolve_device(options.device), options.population)
+    return population_size(task, resolve_device(options.device), options.population, run.optimizer)
 
 
 def siblings(run: RunSpec, runs: list[RunSpec]) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lrbench.engine import TrainConfig, TrainOptions, train
-from lrbench.population import train_population
+from lrbench.population import population_size, train_population
 from lrbench.records import record_attrs
 from lrbench.schedules import ScheduleSpec
 from lrbench.tasks import DataOptions, get_task
@@ -185,6 +185,20 @@ def test_task_without_population_support_is_refused():
     task = get_task("cifar10", compile=True)  # a compiled model has no population form
     with pytest.raises(ConfigError, match="population"):
         train_population(task, [TrainConfig.for_task(task, 0.1)], data=object())
+
+
+def test_an_optimizer_with_evaluation_modes_is_refused(digits):
+    from lrbench.errors import ConfigError
+
+    task, data = digits
+    configs = [
+        TrainConfig.for_task(task, 0.01, optimizer="schedulefree_adamw", seed=s) for s in (0, 1)
+    ]
+    with pytest.raises(ConfigError, match="schedulefree_adamw"):
+        train_population(task, configs, data=data)
+    # so a run with such an optimizer trains its trials one at a time
+    assert population_size(task, "cpu", 8, "schedulefree_adamw") == 1
+    assert population_size(task, "cpu", 8, "adam") == population_size(task, "cpu", 8) == 8
 
 
 # -- strategies: K trials asked, trained as one population, told ----------------------------------

@@ -283,7 +283,7 @@ class RunContext:
     # -- several trials as one population ------------------------------------------------------
     def population_size(self) -> int:
         """How many trials a batching strategy trains at once (1 when the task cannot)."""
-        return population_size(self.task, self.device, self.population)
+        return population_size(self.task, self.device, self.population, self.optimizer)
 
     def train_trials(
         self, trials: list[optuna.Trial], lrs: list[float], *, prune: bool = False
