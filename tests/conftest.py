@@ -182,3 +182,15 @@ def postgres_url(postgres_server, request) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql://postgres@{host}:{port}/{name}"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: the population engine's members then sum their
+    products in a lone trial's order (bit-identical results)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -34,12 +34,7 @@ REL = 1e-9  # float64
 LOSS_REL = 1e-6  # the population's per-step losses are summed in float32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -49,17 +49,10 @@ def whitening_filters(x: torch.Tensor, size: int = 2, eps: float = WHITEN_EPS) -
     return torch.cat([w, -w])
 
 
-class Whiten(nn.Conv2d):
-    """A frozen patch-whitening convolution (no padding) with a trainable bias, fitted to the
-    first batch it sees in training mode (`fit` can also be called directly)."""
-
-    def __init__(self, in_channels: int = 3, size: int = 2, eps: float = WHITEN_EPS) -> None:
-        super().__init__(in_channels, 2 * in_channels * size * size, size, bias=True)
-        self.eps = eps
-        self.weight.requires_grad_(False)
-        nn.init.zeros_(self.bias)
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        self._fitted = False  # a host-side copy of `fitted`, so forward never reads the device
+class _FitsOnFirstTrainingBatch:
+    """A layer that fits itself (`_fit_to`) to the first batch it sees in training mode, once,
+    and keeps a `fitted` flag in its state (and a host-side copy, so forward never reads the
+    device)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not self._fitted:
@@ -70,9 +63,25 @@ class Whiten(nn.Conv2d):
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:
         with torch.autocast(x.device.type, enabled=False):
-            self.weight.copy_(whitening_filters(x, self.kernel_size[0], self.eps))
+            self._fit_to(x)
         self.fitted.fill_(True)
         self._fitted = True
+
+
+class Whiten(_FitsOnFirstTrainingBatch, nn.Conv2d):
+    """A frozen patch-whitening convolution (no padding) with a trainable bias, fitted to the
+    first batch it sees in training mode (`fit` can also be called directly)."""
+
+    def __init__(self, in_channels: int = 3, size: int = 2, eps: float = WHITEN_EPS) -> None:
+        super().__init__(in_channels, 2 * in_channels * size * size, size, bias=True)
+        self.eps = eps
+        self.weight.requires_grad_(False)
+        nn.init.zeros_(self.bias)
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self._fitted = False
+
+    def _fit_to(self, x: torch.Tensor) -> None:
+        self.weight.copy_(whitening_filters(x, self.kernel_size[0], self.eps))
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
@@ -84,7 +93,7 @@ class Whiten(nn.Conv2d):
         return FoldedWhiten(copies)
 
 
-class FoldedWhiten(FoldedConv2d):
+class FoldedWhiten(_FitsOnFirstTrainingBatch, FoldedConv2d):
     """K `Whiten` layers on folded channels: each member fits its filters to its own first
     training batch, as a lone layer does."""
 
@@ -96,22 +105,11 @@ class FoldedWhiten(FoldedConv2d):
         self.register_buffer("fitted", torch.stack([c.fitted for c in copies]))
         self._fitted = bool(self.fitted.all())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and not self._fitted:
-            self.fit(x)
-        return super().forward(x)
-
-    @torch.compiler.disable
-    @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> None:
-        k = self.weight.shape[0]
-        c = x.shape[1] // k
-        with torch.autocast(x.device.type, enabled=False):
-            for i in (~self.fitted).nonzero().flatten().tolist():
-                member = x[:, i * c : (i + 1) * c]
-                self.weight[i].copy_(whitening_filters(member, self.size, self.eps))
-        self.fitted.fill_(True)
-        self._fitted = True
+    def _fit_to(self, x: torch.Tensor) -> None:
+        c = x.shape[1] // self.weight.shape[0]
+        for i in (~self.fitted).nonzero().flatten().tolist():
+            member = x[:, i * c : (i + 1) * c]
+            self.weight[i].copy_(whitening_filters(member, self.size, self.eps))
 
 
 def batch_norm(channels: int, bias_lr_scale: float, momentum: float = 0.4) -> nn.BatchNorm2d:
