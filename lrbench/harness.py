@@ -180,12 +180,15 @@ def work(
             raise_if_interrupted()
             queue.fail_stale()
             claim = queue.claim()
-            done, running, total = queue.counts()
-            overall.update(done, running)
+            if overall.due():
+                overall.update(*queue.counts()[:2])
             if claim is not None:
                 claims = [claim, *_claim_seed_siblings(queue, by_name[claim.run], runs, options)]
                 _drive(claims, [by_name[c.run] for c in claims], store, suite, options, bar)
-            elif done == total:
+                continue
+            # Nothing to claim: read the counts (every claim), to know whether to stop or wait.
+            done, running, total = queue.counts()
+            if done == total:
                 break
             elif running == 0:
                 queue.enqueue_missing()  # runs given up by interrupted workers

@@ -8,6 +8,7 @@ by every worker on every machine.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -28,14 +29,22 @@ class SuiteProgress:
         self.bar = None
         self.last_line = 0.0
         self.last: tuple[int, int] | None = None
+        self.last_update = -math.inf
         if enabled and _is_tty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit="run", position=0, file=sys.stderr)
 
+    def due(self) -> bool:
+        """Whether an update would show now: the counts cost a read of every claim, so callers
+        read them only then (a bar at most every second, a log line every LOG_INTERVAL_S)."""
+        interval = 1.0 if self.bar is not None else LOG_INTERVAL_S
+        return self.enabled and time.monotonic() - self.last_update >= interval
+
     def update(self, done: int, running: int, force: bool = False) -> None:
         if not self.enabled:
             return
+        self.last_update = time.monotonic()
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
             self.bar.set_postfix_str(f"{running} in progress")

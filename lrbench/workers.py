@@ -80,7 +80,8 @@ def _watch(procs, errors, queue: RunQueue, wopts) -> None:
                 if p.exitcode not in (None, 0, 2, 130) and i not in reported:
                     reported.add(i)
                     print(_died(i, p.exitcode), file=sys.stderr, flush=True)
-            overall.update(*queue.counts()[:2])
+            if overall.due():
+                overall.update(*queue.counts()[:2])
             procs[0].join(timeout=2.0)
         error = _next_error(errors)
         if error is not None:
