@@ -6,10 +6,12 @@ lone `engine.train` of that configuration returns, so it is recorded exactly as 
 
 How (design.md, "Performance principles"):
 
-- The K models live in one stacked module (`lrbench.stacked`): one batched matrix product per
-  layer for all members. Member k is initialised as a lone trial is (`torch.manual_seed(seed)`
-  then the task's model), draws its data order from its own generator (batches gathered with a
-  (K, B) index tensor) and its loss noise from its own copy of the global generator's state.
+- The K models live in one module built by the task (`Task.population_model`): linear nets
+  stacked (`lrbench.stacked`: one batched matrix product per layer for all members), conv nets
+  folded into the channels of one grouped net (`lrbench.folded`). Member k is initialised as
+  a lone trial is (`torch.manual_seed(seed)` then the task's model), draws its data order from
+  its own generator (batches gathered with a (K, B) index tensor) and its loss noise from its
+  own copy of the global generator's state.
 - Each member has its own torch optimizer and `torch.optim.lr_scheduler` schedule, over views of
   its slice of the stacked parameters; their gradients are views of the stacked gradients,
   zeroed in place each step. So every optimizer and schedule the engine supports works per
@@ -21,8 +23,9 @@ How (design.md, "Performance principles"):
 - Evaluation runs per member on one plain copy of the task's model loaded with that member's
   parameters: the task's own metric code, unchanged.
 
-On a CPU a member's numbers equal a lone trial's bit for bit (tests/test_population.py); on a
-GPU the batched products may sum in another order, so they agree within float tolerance.
+On a CPU a stacked member's numbers equal a lone trial's bit for bit (tests/test_population.py);
+folded conv nets and GPUs sum in another order, so they agree within float tolerance
+(tests/test_population_cifar10.py).
 Training seconds are the member's share of the population's wall time (the epoch's seconds
 divided by the members that trained in it), so a run's trial seconds add up to its wall time.
 """
