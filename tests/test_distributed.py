@@ -132,35 +132,44 @@ def held_by(url: str, pid: int) -> str | None:
     return None
 
 
-def kill_mid_trial(url: str, procs: list[subprocess.Popen], args: list[str]) -> tuple[str, int]:
-    """SIGKILL `procs[0]` while it trains a trial; return the run it was training and the
-    number of kills it took.
+def kill_mid_trial(
+    url: str, procs: list[subprocess.Popen], args: list[str]
+) -> tuple[str, int, int]:
+    """SIGKILL a worker while it trains a trial; return the run it was training, the number of
+    kills it took and the index of the killed worker in `procs`.
 
+    The victim is whichever worker is first seen training: waiting for one chosen worker fails
+    when the others claim and finish every run before it is seen (short trials, a slow poll).
     Whether the signal landed inside the trial is read afterwards from the storage: a dead
     process leaves its trial RUNNING. A kill that landed between two trials (the trial ended
     after the check) is no test of losing a trial in flight, so a fresh worker takes the
     dead one's place and the next trial is tried, at most five times.
     """
     for kills in range(1, 6):
-        run = wait_until_training(url, procs[0])
-        os.kill(procs[0].pid, signal.SIGKILL)
-        procs[0].wait()
+        victim, run = wait_until_training(url, procs)
+        os.kill(procs[victim].pid, signal.SIGKILL)
+        procs[victim].wait()
         trials = optuna.load_study(study_name=run, storage=url).trials
         if any(t.state == TrialState.RUNNING for t in trials):
-            return run, kills
-        procs[0] = lrbench(*args)
+            return run, kills, victim
+        procs[victim] = lrbench(*args)
     raise AssertionError("five kills in a row landed between trials")
 
 
-def wait_until_training(url: str, proc: subprocess.Popen, timeout: float = 120) -> str:
+def wait_until_training(
+    url: str, procs: list[subprocess.Popen], timeout: float = 120
+) -> tuple[int, str]:
+    """(index, run) of the first of `procs` seen training a trial."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = held_by(url, proc.pid)
-        if run is not None:
-            return run
-        assert proc.poll() is None, "the worker finished before it could be killed"
+        live = [i for i, p in enumerate(procs) if p.poll() is None]
+        assert live, "every worker finished before one could be killed"
+        for i in live:
+            run = held_by(url, procs[i].pid)
+            if run is not None:
+                return i, run
         time.sleep(0.05)
-    raise AssertionError("the worker never started a trial")
+    raise AssertionError("no worker started a trial")
 
 
 def every_trial(url: str, run: str) -> list[tuple]:
@@ -209,8 +218,8 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
 def workers_with_one_killed(url: str, suite_file: Path, n: int, reference: str) -> None:
     args = ["run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu"]
     procs = [lrbench(*args, *FAST_CLAIMS) for _ in range(n)]
-    killed_run, kills = kill_mid_trial(url, procs, [*args, *FAST_CLAIMS])
-    for p in procs[1:]:
+    killed_run, kills, victim = kill_mid_trial(url, procs, [*args, *FAST_CLAIMS])
+    for p in procs[:victim] + procs[victim + 1 :]:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         assert "Traceback" not in err
