@@ -30,7 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrbench.errors import ConfigError
-from lrbench.stacked import replace_module, stacked_linear, stacked_parameter
+from lrbench.stacked import (
+    replace_module,
+    stacked_linear,
+    stacked_parameter,
+    stacked_weight_and_bias,
+)
 
 
 def fold_input(x: torch.Tensor) -> torch.Tensor:
@@ -136,18 +141,12 @@ def _folded(module: nn.Module, copies: list[nn.Module]) -> nn.Module | None:
     if hasattr(type(module), "fold"):
         return type(module).fold(copies)
     if isinstance(module, nn.Conv2d):
-        return FoldedConv2d(module, *_weight_and_bias(copies))
+        return FoldedConv2d(module, *stacked_weight_and_bias(copies))
     if isinstance(module, nn.BatchNorm2d):
         return FoldedBatchNorm2d(module, copies)
     if isinstance(module, nn.Linear):
-        return FoldedLinear(*_weight_and_bias(copies))
+        return FoldedLinear(*stacked_weight_and_bias(copies))
     return None
-
-
-def _weight_and_bias(copies: list[nn.Module]) -> tuple[nn.Parameter, nn.Parameter | None]:
-    weight = stacked_parameter([c.weight for c in copies])
-    bias = None if copies[0].bias is None else stacked_parameter([c.bias for c in copies])
-    return weight, bias
 
 
 def _has_state(module: nn.Module) -> bool:

@@ -60,8 +60,9 @@ class StackedLinear(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = None if bias is None else nn.Parameter(bias)
+        # Parameters stay as given (`stacked_parameter` keeps requires_grad and lr_scale).
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight)
+        self.bias = bias if bias is None or isinstance(bias, nn.Parameter) else nn.Parameter(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -86,9 +87,7 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
     for name, module in list(stacked.named_modules()):
         copies = [n[name] for n in named]
         if isinstance(module, nn.Linear):
-            weight = torch.stack([c.weight.detach() for c in copies])
-            bias = None if module.bias is None else torch.stack([c.bias.detach() for c in copies])
-            replace_module(stacked, name, StackedLinear(weight, bias))
+            replace_module(stacked, name, StackedLinear(*stacked_weight_and_bias(copies)))
             continue
         for pname, _ in list(module.named_parameters(recurse=False)):
             setattr(module, pname, stacked_parameter([getattr(c, pname) for c in copies]))
@@ -105,6 +104,15 @@ def stacked_parameter(params: list[torch.Tensor]) -> nn.Parameter:
     if hasattr(first, "lr_scale"):
         stacked.lr_scale = first.lr_scale
     return stacked
+
+
+def stacked_weight_and_bias(
+    copies: list[nn.Module],
+) -> tuple[nn.Parameter, nn.Parameter | None]:
+    """The members' `weight` and `bias` (None where the layer has none), each stacked."""
+    weight = stacked_parameter([c.weight for c in copies])
+    bias = None if copies[0].bias is None else stacked_parameter([c.bias for c in copies])
+    return weight, bias
 
 
 def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
