@@ -84,13 +84,16 @@ class FoldedBatchNorm2d(nn.Module):
         self.bias = stacked_parameter([c.bias for c in copies])
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             self.register_buffer(name, torch.stack([getattr(c, name).detach() for c in copies]))
+        # A host-side copy of the members' common batch count, so a step never reads the device.
+        self._batches = int(copies[0].num_batches_tracked)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training:
             self.num_batches_tracked.add_(1)
+            self._batches += 1
             if self.momentum is None:  # a cumulative average, as torch's batch norm keeps it
-                factor = 1.0 / float(self.num_batches_tracked[0])
+                factor = 1.0 / self._batches
         return F.batch_norm(
             x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.flatten(),
             self.bias.flatten(), self.training, factor, self.eps,

@@ -107,6 +107,26 @@ def test_a_folded_net_computes_each_member_as_its_lone_net(net):
             torch.testing.assert_close(state[name][k], b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_folded_batch_norm_keeps_a_cumulative_average_as_torch_does():
+    def built(seed):  # momentum None: running statistics are the mean over all batches
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=None)
+        )
+
+    lone = [built(s) for s in range(2)]
+    folded = fold_models([built(s) for s in range(2)])
+    x = torch.randn(2, 8, 3, 10, 10, generator=torch.Generator().manual_seed(0))
+    for step in range(3):
+        folded(fold_input(x + step))
+        for k, m in enumerate(lone):
+            m(x[k] + step)
+    state = folded.state_dict()
+    for k, m in enumerate(lone):
+        for name, b in m.state_dict().items():
+            torch.testing.assert_close(state[name][k], b, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_a_layer_without_a_folded_form_is_refused():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LayerNorm([4, 30, 30]))
     with pytest.raises(ConfigError, match="LayerNorm"):
