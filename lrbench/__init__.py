@@ -13,43 +13,31 @@ torch, pandas or matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lrbench._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "SignificantDigitSampler": "lrbench.sigdigit_sampler",
-    "lr_range_test": "lrbench.range_test",
-    "RangeTestResult": "lrbench.range_test",
-    "clr_bounds": "lrbench.range_test",
-    "ScheduleSpec": "lrbench.schedules",
-    "build_schedule": "lrbench.schedules",
-    "train": "lrbench.engine",
-    "TrainConfig": "lrbench.engine",
-    "TrainResult": "lrbench.engine",
-    "EpochRecord": "lrbench.engine",
+    "SignificantDigitSampler": "lrbench.tools",
+    "lr_range_test": "lrbench.tools",
+    "RangeTestResult": "lrbench.tools",
+    "clr_bounds": "lrbench.tools",
+    "ScheduleSpec": "lrbench.tools",
+    "build_schedule": "lrbench.tools",
+    "build_optimizer": "lrbench.tools",
+    "train": "lrbench.training",
+    "TrainConfig": "lrbench.training",
+    "TrainResult": "lrbench.training",
+    "EpochRecord": "lrbench.training",
     "TASKS": "lrbench.tasks",
     "get_task": "lrbench.tasks",
     "STRATEGIES": "lrbench.strategies",
     "get_strategy": "lrbench.strategies",
-    "run_suite": "lrbench.harness",
-    "load_results": "lrbench.results",
-    "load_trials": "lrbench.results",
+    "run_suite": "lrbench.running",
+    "load_results": "lrbench.report",
+    "load_trials": "lrbench.report",
     "make_report": "lrbench.report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lrbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lrbench.errors import ConfigError
-from lrbench.report.formatting import fmt
-from lrbench.schedules import ScheduleSpec
+from lrbench.report import fmt
+from lrbench.tools import ScheduleSpec
 
 FIRST_SEED = 1000
 N_SEEDS = 5
@@ -94,8 +94,8 @@ def calibrate_task(
 ) -> Calibration:
     """Train the reference configuration of `task` (a `Task`) once per seed and return the
     proposed target with its procedure. `on_seed(seed, best)` is called after each seed."""
-    from lrbench.engine import TrainConfig, resolve_device, train
     from lrbench.tasks import DataOptions
+    from lrbench.training import TrainConfig, resolve_device, train
 
     seeds = list(seeds if seeds is not None else range(FIRST_SEED, FIRST_SEED + N_SEEDS))
     if not seeds:
@@ -146,7 +146,7 @@ def write_target(path: str | Path, label: str, calibration: Calibration) -> str:
     """Set `target` of `[tasks.<label>]` in the suite file at `path` to the calibrated value,
     with the procedure beside it; return the new text (also written). The file is read back
     with `load_suite` before it is replaced, so a suite is never left unreadable."""
-    from lrbench.suite import load_suite
+    from lrbench.running import load_suite
 
     path = Path(path)
     text = path.read_text()
@@ -278,7 +278,7 @@ def _jobs(
     what: str, task_label: str | None, data_options: Any, task_options: dict[str, Any] | None
 ) -> list[tuple[Path | None, str, Any, int | None, Any]]:
     """(suite path or None, label, Task, epochs per trial, data options) per task to calibrate."""
-    from lrbench.suite import load_suite
+    from lrbench.running import load_suite
     from lrbench.tasks import TASKS, get_task
 
     if what in TASKS and not Path(what).exists():

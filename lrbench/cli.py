@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrbench.errors import ConfigError, Interrupted, LrbenchError, out_of_memory
-from lrbench.report.formatting import fmt_fixed as _fmt
-from lrbench.schedules import parse_options
+from lrbench.report import fmt_fixed as _fmt
 from lrbench.storage import GRACE_S, HEARTBEAT_S
+from lrbench.tools import parse_key_values
 
 
 def _check_rate(flag: str, value: float | None) -> None:
@@ -56,10 +56,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from lrbench.optimizers import OPTIMIZERS
-    from lrbench.schedules import SCHEDULES
     from lrbench.strategies import STRATEGIES, strategies_by_group
     from lrbench.tasks import TASKS
+    from lrbench.tools import OPTIMIZERS, SCHEDULES
 
     print("tasks:")
     for name, cls in TASKS.items():
@@ -88,11 +87,11 @@ def _qualified(cls: type) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lrbench.engine import TrainConfig, final_metrics, resolve_device, train
-    from lrbench.schedules import ScheduleSpec
     from lrbench.tasks import DataOptions, get_task
+    from lrbench.tools import ScheduleSpec
+    from lrbench.training import TrainConfig, final_metrics, resolve_device, train
 
-    task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    task = get_task(args.task, **parse_key_values(args.task_opt, "task"))
     _check_rate("--lr", args.lr)
     device = resolve_device(args.device)
     config = TrainConfig.for_task(
@@ -174,11 +173,11 @@ def _print_train_result(task, config, result, final: dict[str, float], device) -
 
 
 def cmd_range_test(args: argparse.Namespace) -> int:
-    from lrbench.engine import resolve_device, task_range_test
-    from lrbench.range_test import check_range_test_args
     from lrbench.tasks import DataOptions, get_task
+    from lrbench.tools import check_range_test_args
+    from lrbench.training import resolve_device, task_range_test
 
-    task = get_task(args.task, **parse_options(args.task_opt, "task"))
+    task = get_task(args.task, **parse_key_values(args.task_opt, "task"))
     _check_plot_path(args.plot)
     _check_rate("--start-lr", args.start_lr)
     _check_rate("--end-lr", args.end_lr)
@@ -238,7 +237,7 @@ def _positive_int(text: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
-    from lrbench.harness import RunOptions, WorkerOptions, run_suite
+    from lrbench.running import RunOptions, WorkerOptions, run_suite
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.num_workers is not None or args.worker_index is not None:
@@ -275,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _bench_task_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     # `cifar10.width=16` applies to one task, `width=16` to every task timed.
     opts: dict[str, dict[str, Any]] = {t: {} for t in args.tasks}
-    for key, value in parse_options(args.task_opt, "task").items():
+    for key, value in parse_key_values(args.task_opt, "task").items():
         task, _, option = key.rpartition(".")
         for t in [task] if task else args.tasks:
             opts.setdefault(t, {})[option] = value
@@ -285,17 +284,17 @@ def _bench_task_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def cmd_bench_population(args: argparse.Namespace) -> int:
     import torch
 
-    from lrbench.bench_population import HEADER, format_row, run_population_bench
+    from lrbench.bench import POPULATION_HEADER, format_population_row, run_population_bench
 
     if not args.tasks:
         gpu = args.device != "cpu" and torch.cuda.is_available()
         args.tasks = ["fmnist_vae", "digits"] + (["cifar10"] if gpu else [])
     sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
-    from lrbench.bench import _device_name
-    from lrbench.engine import resolve_device
+    from lrbench.bench import device_name
+    from lrbench.training import resolve_device
 
-    print(f"device: {_device_name(resolve_device(args.device))}")
-    print(HEADER, flush=True)
+    print(f"device: {device_name(resolve_device(args.device))}")
+    print(POPULATION_HEADER, flush=True)
     rows = []
     for row in run_population_bench(
         args.tasks,
@@ -306,7 +305,7 @@ def cmd_bench_population(args: argparse.Namespace) -> int:
         task_options=_bench_task_options(args),
         sizes=sizes,
     ):
-        print(format_row(row), flush=True)
+        print(format_population_row(row), flush=True)
         rows.append(row)
     if args.json:
         print(json.dumps(rows))
@@ -402,8 +401,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from lrbench.calibrate import calibrate_command
-    from lrbench.schedules import ScheduleSpec
     from lrbench.tasks import DataOptions
+    from lrbench.tools import ScheduleSpec
 
     calibrate_command(
         args.target,
@@ -417,7 +416,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         device=args.device,
         write=args.write,
         data_options=DataOptions(args.data_root, args.train_subset, args.download),
-        task_options=parse_options(args.task_opt, "task"),
+        task_options=parse_key_values(args.task_opt, "task"),
     )
     return 0
 

@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lrbench.cli import main
-from lrbench.records import record_attrs
+from lrbench.storage.records import record_attrs
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

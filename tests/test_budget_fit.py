@@ -1,11 +1,12 @@
-"""lrbench.budget_fit: what each strategy's design needs from a budget, and the exact words
+"""lrbench.running._budget_fit: what each strategy's design needs from a budget, and the exact words
 `lrbench run` and the report use when the budget does not hold it."""
 
 from __future__ import annotations
 
 import pytest
 
-from lrbench.budget_fit import (
+from lrbench.running import load_suite
+from lrbench.running._budget_fit import (
     budget_warnings,
     check,
     design_need,
@@ -13,8 +14,7 @@ from lrbench.budget_fit import (
     sigdigit_first_round,
     suite_fits,
 )
-from lrbench.records import RunKeys, RunRecord
-from lrbench.suite import load_suite
+from lrbench.storage.records import RunKeys, RunRecord
 
 # The committed quick suite's old VAE sizing: 18 epochs at 6 per trial, range [1e-5, 1e-2]
 # (sigdigit's first round 0.009 ... 0.001: 9 trials, of which 3 fit).

@@ -16,7 +16,7 @@ from lrbench.calibrate import (
 )
 from lrbench.cli import main
 from lrbench.errors import ConfigError
-from lrbench.suite import load_suite
+from lrbench.running import load_suite
 from lrbench.tasks import DataOptions, get_task
 
 SUITE = """\

@@ -13,19 +13,18 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from lrbench.cli import main
-from lrbench.engine import TrainConfig, train
 from lrbench.errors import ConfigError
-from lrbench.optimizers import Lookahead, build_optimizer
-from lrbench.schedules import ScheduleSpec, build_schedule
 from lrbench.tasks import DataOptions, get_task
-from lrbench.tasks.augment import (
+from lrbench.tasks._augment import (
     AlternatingFlips,
     translate,
     tta_logits,
     tta_views,
 )
+from lrbench.tasks._cifar10_net import AirNet, ResNet9, Whiten, patches, whitening_filters
 from lrbench.tasks.cifar10 import Cifar10
-from lrbench.tasks.cifar10_net import AirNet, ResNet9, Whiten, patches, whitening_filters
+from lrbench.tools import Lookahead, ScheduleSpec, build_optimizer, build_schedule
+from lrbench.training import TrainConfig, train
 
 CPU = torch.device("cpu")
 SMALL = {"width": 4, "batch_size": 64}

@@ -13,12 +13,11 @@ import sys
 import pytest
 import torch
 
-import lrbench.data as data
+import lrbench.tasks._data as data
 from lrbench.cli import main
-from lrbench.optimizers import OPTIMIZERS
-from lrbench.schedules import SCHEDULES
 from lrbench.strategies import STRATEGIES
 from lrbench.tasks import TASKS
+from lrbench.tools import OPTIMIZERS, SCHEDULES
 
 FASHION_FILES = [
     "train-images-idx3-ubyte",

@@ -1,4 +1,4 @@
-"""Tests for lrbench.data: real files only (Debian's Fashion-MNIST, the JPEG copy of CIFAR-10)."""
+"""Tests for lrbench.tasks._data: real files only (Debian's Fashion-MNIST, the JPEG copy of CIFAR-10)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import lrbench.data as data
-from lrbench.data import (
+import lrbench.tasks._data as data
+from lrbench.errors import ConfigError, CorruptDataError, DataNotFoundError
+from lrbench.tasks._data import (
     ArraySplits,
     TensorSplit,
     holdout_split,
@@ -24,7 +25,6 @@ from lrbench.data import (
     shuffled_batches,
     steps_per_epoch,
 )
-from lrbench.errors import ConfigError, CorruptDataError, DataNotFoundError
 
 DEBIAN_DIR = data.FASHION_MNIST_DEBIAN_DIR
 FASHION_FILES = [

@@ -21,8 +21,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lrbench.records import RunKeys, coordinator_name, is_run_study_name, record_attrs
-from lrbench.report.data import load_suite_data
+from lrbench.report._data import load_suite_data
+from lrbench.storage.records import RunKeys, coordinator_name, is_run_study_name, record_attrs
 
 SUITE = """
 [suite]
@@ -254,7 +254,7 @@ def test_two_workers_on_sqlite_one_killed_store_what_one_process_does(
 # Optuna's claim of a WAITING trial, as the storages here are opened
 # --------------------------------------------------------------------------------------------- #
 def _claim_all(url: str, out) -> None:
-    from lrbench.claims import RunQueue
+    from lrbench.running._claims import RunQueue
     from lrbench.storage import open_storage
 
     queue = RunQueue(open_storage(url, retry_stale=True), "race", [f"r{i}" for i in range(30)])
@@ -269,7 +269,7 @@ def _claim_all(url: str, out) -> None:
 def test_each_enqueued_run_is_claimed_by_exactly_one_of_three_processes(
     backend, tmp_path, request
 ):
-    from lrbench.claims import RunQueue
+    from lrbench.running._claims import RunQueue
     from lrbench.storage import open_storage
 
     if backend == "postgres":
@@ -394,7 +394,7 @@ def test_ctrl_c_while_the_workers_are_still_starting_up_prints_no_traceback(tmp_
 
 
 def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_path, suite_file):
-    from lrbench.harness import run_suite
+    from lrbench.running import run_suite
 
     url = f"sqlite:///{tmp_path / 'partial.db'}"
     name = "dist/bowl/grid/seed0"
@@ -418,8 +418,8 @@ def test_a_grid_interrupted_mid_trial_resumes_in_the_uninterrupted_order(
     every later number would be one point off; the resumed grid runs the points left in the
     uninterrupted order, the interrupted one first. Also when a process was killed between a
     trial's ask and its suggest (the trial left RUNNING, holding a grid point, without a rate)."""
-    from lrbench.harness import open_storage, run_one, run_suite
-    from lrbench.suite import load_suite
+    from lrbench.running import load_suite, run_one, run_suite
+    from lrbench.storage import open_storage
 
     suite = load_suite(suite_file)
     run = next(r for r in suite.runs("digits/grid") if r.seed == 1)

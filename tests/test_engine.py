@@ -1,4 +1,4 @@
-"""Tests for lrbench.engine.train on real data (digits; a Fashion-MNIST subset): determinism,
+"""Tests for lrbench.training._engine.train on real data (digits; a Fashion-MNIST subset): determinism,
 divergence, budget cuts, callbacks, cost accounting, the best state, the recorded rates."""
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ import math
 import pytest
 import torch
 
-import lrbench.data as data
-from lrbench.engine import TrainConfig, resolve_device, train
+import lrbench.tasks._data as data
 from lrbench.errors import ConfigError
-from lrbench.optimizers import build_optimizer
-from lrbench.schedules import ScheduleSpec
 from lrbench.tasks import DataOptions, get_task
+from lrbench.tools import ScheduleSpec, build_optimizer
+from lrbench.training import TrainConfig, resolve_device, train
 
 CPU = torch.device("cpu")
 FASHION_FILES = [

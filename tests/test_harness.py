@@ -11,9 +11,9 @@ from optuna.trial import TrialState
 
 from lrbench.cli import main
 from lrbench.errors import ConfigError
-from lrbench.harness import open_storage, run_one, run_suite
-from lrbench.records import is_run_study_name, record_attrs
-from lrbench.suite import load_suite
+from lrbench.running import load_suite, run_one, run_suite
+from lrbench.storage import open_storage
+from lrbench.storage.records import is_run_study_name, record_attrs
 
 TINY = """
 [suite]

@@ -13,11 +13,10 @@ import math
 import pytest
 import torch
 
-from lrbench.engine import TrainConfig, TrainOptions, train
-from lrbench.population import population_size, train_population
-from lrbench.records import record_attrs
-from lrbench.schedules import ScheduleSpec
+from lrbench.storage.records import record_attrs
 from lrbench.tasks import DataOptions, get_task
+from lrbench.tools import ScheduleSpec
+from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_population
 
 TOL = 1e-5  # relative, for several threads
 TIMING = ("seconds", "eval_seconds")
@@ -239,7 +238,7 @@ def _trials(study) -> list[dict]:
 def test_a_population_run_stores_the_same_trials_as_a_sequential_run(
     digits, strategy, monkeypatch
 ):
-    from lrbench.strategies import base
+    from lrbench.strategies import _base as base
 
     sizes = []
     real = base.train_population
@@ -328,7 +327,7 @@ def test_bench_population_prints_rates_and_ratios(capsys):
 def test_a_sigdigit_population_search_stores_the_same_trials_as_a_sequential_run(
     digits, monkeypatch
 ):
-    from lrbench.strategies import base
+    from lrbench.strategies import _base as base
 
     sizes = []
     real = base.train_population

@@ -1,5 +1,5 @@
 """Populations of the cifar10 nets: K members folded into the channels of one grouped net
-(`lrbench.folded`), each training as a lone trial of its configuration.
+(`lrbench.stacking._folded`), each training as a lone trial of its configuration.
 
 Grouped and plain convolutions sum in different orders, and a batch-normed net at a high rate
 amplifies float32 rounding within a few steps, so the whole-training comparisons run in
@@ -17,15 +17,11 @@ import math
 import pytest
 import torch
 
-from lrbench.data import TensorSplit
-from lrbench.engine import TrainConfig, TrainOptions, train
 from lrbench.errors import ConfigError
-from lrbench.folded import fold_input, fold_models, unfold_output
-from lrbench.population import population_size, train_population
-from lrbench.stacked_optim import StackedStep
-from lrbench.tasks import DataOptions, get_task
-from lrbench.tasks.base import TaskData
-from lrbench.tasks.cifar10_net import AirNet, ResNet9
+from lrbench.stacking import StackedStep, fold_input, fold_models, unfold_output
+from lrbench.tasks import DataOptions, TaskData, TensorSplit, get_task
+from lrbench.tasks._cifar10_net import AirNet, ResNet9
+from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_population
 
 CPU = torch.device("cpu")
 SMALL = {"width": 4, "batch_size": 32, "val_size": 100, "tta": 0}
@@ -108,7 +104,9 @@ def _folded_and_lone_pass(net, dtype: torch.dtype):
             if p.grad is not None:
                 grads[name], folded_grads[name] = p.grad, q.grad[k]
         member_state = {name: state[name][k] for name in m.state_dict()}
-        members.append((ref.detach(), out[k].detach(), grads, folded_grads, m.state_dict(), member_state))
+        members.append(
+            (ref.detach(), out[k].detach(), grads, folded_grads, m.state_dict(), member_state)
+        )
     return members
 
 
@@ -249,7 +247,7 @@ def test_cifar10_members_of_different_lengths_and_a_stopped_one(arch_data, float
 def test_the_stacked_step_leaves_cifar10_to_the_members_optimizers(cifar10_root):
     task = get_task("cifar10", **SMALL)
     model = task.build_model()
-    from lrbench.optimizers import build_optimizer
+    from lrbench.tools import build_optimizer
 
     opts = [
         build_optimizer(task.default_optimizer, model.parameters(), 0.1, **task.optimizer_kwargs)

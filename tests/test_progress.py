@@ -3,8 +3,8 @@ population's members interleave their epochs (each member's record counts once).
 
 from __future__ import annotations
 
-from lrbench.engine import EpochRecord
-from lrbench.progress import WorkerProgress
+from lrbench.running._progress import WorkerProgress
+from lrbench.training import EpochRecord
 
 
 def record(epoch: int, done: float) -> EpochRecord:

@@ -1,4 +1,4 @@
-"""Tests for lrbench.range_test on real data (scikit-learn's digits, 64-64-10 MLP)."""
+"""Tests for lrbench.tools._range_test on real data (scikit-learn's digits, 64-64-10 MLP)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.range_test import (
+from lrbench.tools import (
     SUGGESTION_KEYS,
     RangeTestResult,
     clr_bounds,
@@ -674,7 +674,7 @@ def test_clr_bounds_rules(batches):
 
 def test_the_argument_checks_are_public_and_shared_by_the_command_line(capsys):
     from lrbench.cli import main
-    from lrbench.range_test import check_range_test_args
+    from lrbench.tools import check_range_test_args
 
     args = check_range_test_args(1e-5, 1, np.int64(30), "linear")
     assert (args.start_lr, args.end_lr, args.num_iter, args.step_mode) == (1e-5, 1.0, 30, "linear")

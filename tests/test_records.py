@@ -9,9 +9,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from lrbench import records
-from lrbench.engine import EpochRecord
-from lrbench.records import (
+from lrbench.storage import records
+from lrbench.storage.records import (
     EpochEntry,
     EpochKeys,
     RunKeys,
@@ -21,6 +20,7 @@ from lrbench.records import (
 )
 from lrbench.strategies import RunContext, get_strategy
 from lrbench.tasks import get_task
+from lrbench.training import EpochRecord
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from lrbench.harness import run_suite
 from lrbench.report import make_report
-from lrbench.results import load_runs, walk
+from lrbench.report._results import load_runs, walk
+from lrbench.running import run_suite
 
 SUITE = """
 [suite]
@@ -32,7 +32,7 @@ reference = { 1 = 400.0, 2 = 380.0 }
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    from lrbench.data import FASHION_MNIST_DEBIAN_DIR
+    from lrbench.tasks._data import FASHION_MNIST_DEBIAN_DIR
 
     if not (FASHION_MNIST_DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

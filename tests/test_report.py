@@ -16,12 +16,11 @@ import scipy.stats
 
 from lrbench.cli import add_report_parser
 from lrbench.errors import ConfigError
-from lrbench.records import record_attrs
-from lrbench.report import make_report, markdown_table, rank_tests
-from lrbench.report.data import chosen_schedule
-from lrbench.report.figures import replayed_schedule
-from lrbench.report.formatting import fmt_p
-from lrbench.results import load_results, load_runs
+from lrbench.report import load_results, load_runs, make_report, markdown_table, rank_tests
+from lrbench.report._data import chosen_schedule
+from lrbench.report._figures import replayed_schedule
+from lrbench.report._formatting import fmt_p
+from lrbench.storage.records import record_attrs
 from lrbench.strategies import GROUPS, STRATEGY_GROUPS
 
 # The suite and its once-per-session run live in test_results.py (loaded by path so that this

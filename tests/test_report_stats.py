@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from lrbench.report.document import _inline_html
-from lrbench.report.formatting import (
+from lrbench.report._document import _inline_html
+from lrbench.report._formatting import (
     fmt,
     fmt_fixed,
     fmt_iqm_ci,
@@ -23,7 +23,7 @@ from lrbench.report.formatting import (
     fmt_p,
     fmt_success,
 )
-from lrbench.report.stats import (
+from lrbench.report._stats import (
     friedman,
     holm,
     iqm,
@@ -166,8 +166,8 @@ def test_the_statistics_need_no_matplotlib():
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"  # any import of it now fails
         "import pandas as pd\n"
-        "from lrbench.report.stats import rank_tests\n"
-        "from lrbench.report.formatting import fmt\n"
+        "from lrbench.report._stats import rank_tests\n"
+        "from lrbench.report._formatting import fmt\n"
         "rows = [dict(strategy=s, seed=k, epochs_to_target=float(k + i), status='complete',\n"
         "             budget_epochs=10.0) for i, s in enumerate('ABC') for k in range(3)]\n"
         "res = rank_tests(pd.DataFrame(rows))\n"
@@ -377,7 +377,7 @@ def _write_run(
     validation value (lower is better) first meets the target 1.0 at epoch `reach_epoch`."""
     import optuna
 
-    from lrbench.records import EpochEntry, RunKeys, TrialRecord, write_run_attrs
+    from lrbench.storage.records import EpochEntry, RunKeys, TrialRecord, write_run_attrs
 
     study = optuna.create_study(storage=storage, study_name=f"syn/{task}/{strategy}/seed{seed}")
     write_run_attrs(

@@ -1,4 +1,4 @@
-"""lrbench.results: per-run numbers from the storage alone, checked against hand computations
+"""lrbench.report._results: per-run numbers from the storage alone, checked against hand computations
 over the stored trials of a real (tiny) suite run."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import optuna
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.records import is_run_study_name, record_attrs
-from lrbench.results import (
+from lrbench.report._results import (
     ConvergenceWindow,
     anytime_curve,
     anytime_curves,
@@ -26,6 +25,7 @@ from lrbench.results import (
     load_trials,
     quantile,
 )
+from lrbench.storage.records import is_run_study_name, record_attrs
 
 # digits + functions, random + one_cycle (range test charged first) on both, a grid with another
 # optimizer on functions; 3 seeds. Budgets are tiny: the whole suite trains in seconds.
@@ -71,7 +71,7 @@ def suite_storage(tmp_path_factory) -> str:
     folder = tmp_path_factory.getbasetemp() / f"lrbench-suite-{key}"
     db = folder / "rtest.db"
     if not db.exists():
-        from lrbench.harness import run_suite
+        from lrbench.running import run_suite
 
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rtest.toml").write_text(SUITE)

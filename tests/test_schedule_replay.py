@@ -1,4 +1,4 @@
-"""lrbench.schedules.replay_schedule: a trial's rates rebuilt from its schedule alone equal the
+"""lrbench.tools._schedules.replay_schedule: a trial's rates rebuilt from its schedule alone equal the
 rates the engine recorded while training it (the report's schedules figure relies on this)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrbench.engine import TrainConfig, train
-from lrbench.schedules import ScheduleSpec, replay_schedule
 from lrbench.tasks import get_task
+from lrbench.tools import ScheduleSpec, replay_schedule
+from lrbench.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

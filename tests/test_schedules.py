@@ -1,4 +1,4 @@
-"""Tests for lrbench.schedules and lrbench.optimizers: real torch optimizers and schedulers,
+"""Tests for lrbench.tools._schedules and lrbench.tools._optimizers: real torch optimizers and schedulers,
 stepped exactly as the engine steps them (after every optimizer step, then after every epoch)."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import schedulefree
 import torch
 from torch import nn
 
-from lrbench.engine import set_training
 from lrbench.errors import ConfigError
-from lrbench.optimizers import OPTIMIZERS, build_optimizer
-from lrbench.schedules import SCHEDULES, ScheduleSpec, build_schedule
+from lrbench.tools import OPTIMIZERS, SCHEDULES, ScheduleSpec, build_optimizer, build_schedule
+from lrbench.training._engine import set_training
 
 
 def _optimizer(name: str = "sgd", lr: float = 0.1) -> torch.optim.Optimizer:
@@ -23,7 +22,7 @@ def _optimizer(name: str = "sgd", lr: float = 0.1) -> torch.optim.Optimizer:
 
 
 def run_schedule(spec: ScheduleSpec, lr: float, epochs: int, spe: int, optimizer: str = "sgd"):
-    """The rate after 0, 1, ..., epochs*spe optimizer steps, stepping as `lrbench.engine.train` does.
+    """The rate after 0, 1, ..., epochs*spe optimizer steps, stepping as `lrbench.train` does.
 
     Returns (per-step rates, rates at each epoch's end, the built schedule).
     """

@@ -1,4 +1,4 @@
-"""Seeds of one configuration driven together (`lrbench.seed_batch`): with a population size of
+"""Seeds of one configuration driven together (`lrbench.running._seed_batch`): with a population size of
 3, the three seeds of `fixed`, `cosine` and `one_cycle` train their one trial each as one
 population, and every run stores what it stores when driven alone (one CPU thread: bit for
 bit). A self-tuning strategy, whose optimizer is its own, is still driven run by run.
@@ -13,12 +13,11 @@ from optuna.trial import TrialState
 from test_harness import run_summaries, write_suite
 
 from lrbench.cli import main
-from lrbench.harness import open_storage
-from lrbench.records import RunKeys, record_attrs
-from lrbench.run_study import RunOptions
-from lrbench.seed_batch import run_seed_group, seed_group_size
-from lrbench.strategies import base
-from lrbench.suite import load_suite
+from lrbench.running import RunOptions, load_suite
+from lrbench.running._seed_batch import run_seed_group, seed_group_size
+from lrbench.storage import open_storage
+from lrbench.storage.records import RunKeys, record_attrs
+from lrbench.strategies import _base as base
 
 SUITE = """
 [suite]

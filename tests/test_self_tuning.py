@@ -14,18 +14,18 @@ from scipy.stats import qmc as scipy_qmc
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lrbench.engine import (
+from lrbench.storage.records import record_attrs
+from lrbench.strategies import GROUPS, REGISTRY, STRATEGY_GROUPS, RunContext, get_strategy
+from lrbench.strategies.tpe import TPEStrategy
+from lrbench.tasks import get_task
+from lrbench.tasks.digits import Digits
+from lrbench.tools import build_optimizer
+from lrbench.training import (
     EvaluationWeights,
     TrainConfig,
     optimizer_has_modes,
     train,
 )
-from lrbench.optimizers import build_optimizer
-from lrbench.records import record_attrs
-from lrbench.strategies import GROUPS, REGISTRY, STRATEGY_GROUPS, RunContext, get_strategy
-from lrbench.strategies.tpe import TPEStrategy
-from lrbench.tasks import get_task
-from lrbench.tasks.digits import Digits
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 CPU = torch.device("cpu")
@@ -319,7 +319,7 @@ def test_a_model_without_batch_norm_is_never_recalibrated(digits, monkeypatch):
     task, data = digits
     calls = []
     monkeypatch.setattr(
-        "lrbench.engine.update_bn", lambda *a, **k: calls.append(1)
+        "lrbench.training._engine.update_bn", lambda *a, **k: calls.append(1)
     )  # would be called if it ran
     run(task, data, "schedulefree_adamw", 0.0025, epochs=1, recalibrate_bn=True)
     assert calls == []

@@ -1,4 +1,4 @@
-"""Tests for lrbench.sigdigit_sampler.SignificantDigitSampler."""
+"""Tests for lrbench.tools._sigdigit_sampler.SignificantDigitSampler."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import optuna
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.sigdigit_sampler import SignificantDigitSampler
+from lrbench.tools import SignificantDigitSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -388,7 +388,7 @@ WORKER = textwrap.dedent(
     import optuna
 
     url, me, other, repo = sys.argv[1:5]
-    from lrbench.sigdigit_sampler import SignificantDigitSampler
+    from lrbench.tools._sigdigit_sampler import SignificantDigitSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     open(me, "w").close()

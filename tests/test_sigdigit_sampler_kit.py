@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.testing.pytest_samplers import BasicSamplerTestCase, SingleOnlySamplerTestCase
 
-from lrbench.sigdigit_sampler import SignificantDigitSampler
+from lrbench.tools import SignificantDigitSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,12 +11,12 @@ import torch
 from optuna.trial import TrialState
 
 from lrbench.cli import main
-from lrbench.engine import task_range_test
 from lrbench.errors import ConfigError
-from lrbench.records import record_attrs
+from lrbench.storage.records import record_attrs
 from lrbench.strategies import STRATEGIES, STRATEGY_GROUPS, RunContext, get_strategy
 from lrbench.strategies.sigdigit import plateau_rule
 from lrbench.tasks import get_task
+from lrbench.training import task_range_test
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

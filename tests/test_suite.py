@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lrbench.errors import ConfigError
-from lrbench.suite import load_suite
+from lrbench.running import load_suite
 
 SUITE = """
 [suite]

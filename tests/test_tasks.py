@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-import lrbench.data as data
-from lrbench.data import TensorSplit
-from lrbench.engine import TrainConfig, train
+import lrbench.tasks._data as data
 from lrbench.errors import ConfigError
-from lrbench.tasks import TASKS, DataOptions, get_task
+from lrbench.tasks import TASKS, DataOptions, TensorSplit, get_task
 from lrbench.tasks.functions import FUNCTIONS
+from lrbench.training import TrainConfig, train
 
 CPU = torch.device("cpu")
 FASHION_FILES = [

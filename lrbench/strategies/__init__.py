@@ -26,7 +26,14 @@ from lrbench.strategies import (  # noqa: F401
     sigdigit,
     tpe,
 )
-from lrbench.strategies.base import GROUPS, REGISTRY, RunContext, Strategy
+from lrbench.strategies._base import (
+    GROUPS,
+    REGISTRY,
+    PlannedTrial,
+    RunContext,
+    Strategy,
+    train_planned,
+)
 
 STRATEGIES: dict[str, str] = {name: desc for name, (_, _, desc) in REGISTRY.items()}
 # The group of every strategy (`GROUPS`): search, heuristic, baseline or self-tuning.
@@ -53,9 +60,11 @@ __all__ = [
     "GROUPS",
     "REGISTRY",
     "STRATEGIES",
+    "PlannedTrial",
     "STRATEGY_GROUPS",
     "RunContext",
     "Strategy",
     "get_strategy",
     "strategies_by_group",
+    "train_planned",
 ]

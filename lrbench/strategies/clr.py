@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrbench.range_test import clr_bounds
-from lrbench.schedules import ScheduleSpec
-from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.options import option
-from lrbench.strategies.scheduled import RangeTestOptions, ScheduledStrategy
+from lrbench.strategies._base import RunContext, register
+from lrbench.strategies._options import option
+from lrbench.strategies._scheduled import RangeTestOptions, ScheduledStrategy
+from lrbench.tools import ScheduleSpec, clr_bounds
 
 BOUND_RULES = ("smith", "max/3", "max/4")
 MODES = ("triangular", "triangular2", "exp_range")

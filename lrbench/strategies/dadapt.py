@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.options import option
-from lrbench.strategies.self_tuning import (
+from lrbench.strategies._base import RunContext, register
+from lrbench.strategies._options import option
+from lrbench.strategies._self_tuning import (
     SelfTuningOptions,
     SelfTuningStrategy,
     task_option,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import optuna
 
-from lrbench.strategies.base import RunContext, register, register_variant
-from lrbench.strategies.options import option
-from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+from lrbench.strategies._base import RunContext, register, register_variant
+from lrbench.strategies._options import option
+from lrbench.strategies._search import SamplerOptions, SamplerStrategy
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from lrbench.records import TrialKeys
-from lrbench.strategies.base import LR, RunContext, register
-from lrbench.strategies.options import option
-from lrbench.strategies.search import SamplerOptions, SamplerStrategy, tell_outside_optimize
+from lrbench.storage.records import TrialKeys
+from lrbench.strategies._base import LR, RunContext, register
+from lrbench.strategies._options import option
+from lrbench.strategies._search import SamplerOptions, SamplerStrategy, tell_outside_optimize
 
 
 @dataclass(frozen=True)

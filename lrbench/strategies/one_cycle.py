@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrbench.schedules import ScheduleSpec
-from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.options import option
-from lrbench.strategies.scheduled import SUGGESTION_RULES, RangeTestOptions, ScheduledStrategy
+from lrbench.strategies._base import RunContext, register
+from lrbench.strategies._options import option
+from lrbench.strategies._scheduled import SUGGESTION_RULES, RangeTestOptions, ScheduledStrategy
+from lrbench.tools import ScheduleSpec
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrbench.schedules import ScheduleSpec
-from lrbench.strategies.base import RunContext, register, register_variant
-from lrbench.strategies.options import option
-from lrbench.strategies.self_tuning import SelfTuningOptions, SelfTuningStrategy
+from lrbench.strategies._base import RunContext, register, register_variant
+from lrbench.strategies._options import option
+from lrbench.strategies._self_tuning import SelfTuningOptions, SelfTuningStrategy
+from lrbench.tools import ScheduleSpec
 
 
 @dataclass(frozen=True)

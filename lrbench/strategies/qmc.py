@@ -18,8 +18,8 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
-from lrbench.strategies.base import LR, RunContext, register, register_variant
-from lrbench.strategies.search import SamplerStrategy
+from lrbench.strategies._base import LR, RunContext, register, register_variant
+from lrbench.strategies._search import SamplerStrategy
 
 
 class KnownSpaceQMCSampler(optuna.samplers.QMCSampler):

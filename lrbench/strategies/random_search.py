@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
-from lrbench.strategies.base import RunContext, register, register_variant
-from lrbench.strategies.search import SamplerStrategy
+from lrbench.strategies._base import RunContext, register, register_variant
+from lrbench.strategies._search import SamplerStrategy
 
 
 @register

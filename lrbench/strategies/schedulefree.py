@@ -5,7 +5,7 @@ warm-up, and the model is evaluated at an average of the iterates.
 The engine handles what the package asks of a training loop: `optimizer.train()` /
 `optimizer.eval()` wherever the model switches mode (evaluation, the kept best state and the
 test metric use the eval-mode weights), and batch-norm statistics recomputed with the eval-mode
-weights before every evaluation (the package README's caveat; `lrbench.engine`).
+weights before every evaluation (the package README's caveat; `lrbench.training._engine`).
 
 Defaults, from the installed package (1.4.1):
 
@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lrbench.schedules import ScheduleSpec
-from lrbench.strategies.base import RunContext, register
-from lrbench.strategies.options import option
-from lrbench.strategies.self_tuning import SelfTuningOptions, SelfTuningStrategy, trains_with_sgd
+from lrbench.strategies._base import RunContext, register
+from lrbench.strategies._options import option
+from lrbench.strategies._self_tuning import SelfTuningOptions, SelfTuningStrategy, trains_with_sgd
+from lrbench.tools import ScheduleSpec
 
 ADAMW_LR = 0.0025  # AdamWScheduleFree's default; the AlgoPerf self-tuning submission's rate
 SGD_LR_FACTOR = 10.0  # the README's "10x-50x larger than classical rates", its low end

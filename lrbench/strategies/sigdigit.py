@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from lrbench.records import RunKeys, RunRecord, TrialKeys, record_attrs
-from lrbench.sigdigit_sampler import SignificantDigitSampler
-from lrbench.strategies.base import LR, RunContext, StopRule, register
-from lrbench.strategies.options import option
-from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+from lrbench.storage.records import RunKeys, RunRecord, TrialKeys, record_attrs
+from lrbench.strategies._base import LR, RunContext, StopRule, register
+from lrbench.strategies._options import option
+from lrbench.strategies._search import SamplerOptions, SamplerStrategy
+from lrbench.tools import SignificantDigitSampler
 
 _TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 

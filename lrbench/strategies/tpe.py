@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import optuna
 
-from lrbench.strategies.base import RunContext, register, register_variant
-from lrbench.strategies.options import option
-from lrbench.strategies.search import SamplerOptions, SamplerStrategy
+from lrbench.strategies._base import RunContext, register, register_variant
+from lrbench.strategies._options import option
+from lrbench.strategies._search import SamplerOptions, SamplerStrategy
 
 TPE_MULTIVARIATE = True
 # Set either way, so a run means the same under Optuna 4 and 5; the liar also keeps trials asked

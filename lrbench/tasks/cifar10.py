@@ -5,7 +5,7 @@ in about 3.8 s on an A100): the net of `cifar10_net.AirNet` (patch-whitening fir
 frozen batch-norm scales, batch-norm biases at 64x the rate), Nesterov SGD at momentum 0.85,
 batch 1024, a linear warm-up over the first 23% of steps from 0.2x the peak and a linear decay
 to 0.07x (torch's OneCycleLR with linear annealing), Lookahead every 5 steps
-(`lrbench.optimizers.Lookahead`), label smoothing 0.2, alternating flips and random 2-pixel
+(`lrbench.tools._optimizers.Lookahead`), label smoothing 0.2, alternating flips and random 2-pixel
 translation on the device, and six-view test-time augmentation (mirror and 1-pixel
 translations; the metric is the accuracy of the mean logits). Its rates are those of the
 reference converted to a mean (not summed) batch loss: peak 1.5 per 1024 images, weight decay
@@ -29,13 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.data import TensorSplit, holdout_split, ordered_batches, read_cifar10, steps_per_epoch
 from lrbench.errors import ConfigError
-from lrbench.folded import fold_input, fold_models, unfold_output
-from lrbench.schedules import ScheduleSpec
-from lrbench.tasks.augment import AlternatingFlips, flip, translate, tta_logits
-from lrbench.tasks.base import DataOptions, Task, TaskData, subset
-from lrbench.tasks.cifar10_net import AirNet, ResNet9
+from lrbench.stacking import fold_input, fold_models, unfold_output
+from lrbench.tasks._augment import AlternatingFlips, flip, translate, tta_logits
+from lrbench.tasks._base import DataOptions, Task, TaskData, subset
+from lrbench.tasks._cifar10_net import AirNet, ResNet9
+from lrbench.tasks._data import (
+    TensorSplit,
+    holdout_split,
+    ordered_batches,
+    read_cifar10,
+    steps_per_epoch,
+)
+from lrbench.tools import ScheduleSpec
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -226,7 +232,7 @@ class Cifar10(Task):
         x, y = batch
         return F.cross_entropy(model(x), y, label_smoothing=float(self.options["label_smoothing"]))
 
-    # -- population training: the members folded into the channels (lrbench.folded) -----------
+    # -- population training: the members folded into the channels (lrbench.stacking._folded) -----------
     @property
     def population_ready(self) -> bool:  # type: ignore[override]
         return not self.options["compile"]  # a compiled model has no folded form

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbench.data import TensorSplit, read_digits
-from lrbench.tasks.base import DataOptions, Task, TaskData, subset
+from lrbench.tasks._base import DataOptions, Task, TaskData, subset
+from lrbench.tasks._data import TensorSplit, read_digits
 
 
 class Digits(Task):

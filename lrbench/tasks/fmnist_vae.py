@@ -37,8 +37,8 @@ import math
 import torch
 from torch import nn
 
-from lrbench.data import TensorSplit, ordered_batches, read_fashion_mnist
-from lrbench.tasks.base import DataOptions, Task, TaskData, subset
+from lrbench.tasks._base import DataOptions, Task, TaskData, subset
+from lrbench.tasks._data import TensorSplit, ordered_batches, read_fashion_mnist
 
 LOG_FLOOR = 1e-10  # the homework clamps every log's argument here
 EVAL_BATCH = 10000

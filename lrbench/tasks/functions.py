@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrbench.data import TensorSplit
 from lrbench.errors import ConfigError
-from lrbench.tasks.base import DataOptions, Task, TaskData
+from lrbench.tasks._base import DataOptions, Task, TaskData
+from lrbench.tasks._data import TensorSplit
 
 FUNCTIONS = {
     # An elongated quadratic bowl: SGD converges iff lr < 2/40.

@@ -1,0 +1,57 @@
+"""Writing a suite's report: load what the storage holds, lay out the sections, write the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lrbench.errors import ConfigError
+from lrbench.report._data import load_suite_data
+from lrbench.report._document import Document
+from lrbench.report._sections import report_sections
+
+REPORTS_DIR = Path("reports")
+
+
+def _suite_name(suite: str) -> str:
+    if suite.endswith(".toml"):
+        from lrbench.running import load_suite
+
+        return load_suite(suite).name
+    return suite
+
+
+def make_report(
+    suite: str, storage: str | Any | None = None, out: str | Path | None = None
+) -> Path:
+    """Write the comparison report of `suite` (a suite name) from `storage` (default
+    `sqlite:///runs/<suite>.db`) into `out` (default `reports/<suite>/`); return `report.md`'s path.
+    `report.html`, `runs.csv` and the PNG figures are written beside it."""
+    return write_report(suite, storage, out)[0]
+
+
+def write_report(
+    suite: str, storage: str | Any | None = None, out: str | Path | None = None
+) -> tuple[Path, list[Path]]:
+    """`make_report`, returning also every file written (md, html, csv, PNGs)."""
+    from lrbench.storage import default_storage_url
+
+    suite = _suite_name(str(suite))
+    url = storage if storage is not None else default_storage_url(suite)
+    data = load_suite_data(url, suite)
+    if data is None:
+        where = url if isinstance(url, str) else type(url).__name__
+        raise ConfigError(
+            f"storage {where!r} holds no run of suite {suite!r} (no study named '{suite}/…'); "
+            "run it first with `lrbench run`, or give the --storage it was run into"
+        )
+    out = Path(out) if out is not None else REPORTS_DIR / suite
+    out.mkdir(parents=True, exist_ok=True)
+    data.results.to_csv(out / "runs.csv", index=False)
+
+    doc = Document(out)
+    report_sections(doc, suite, url if isinstance(url, str) else type(url).__name__, data)
+    md = out / "report.md"
+    md.write_text(doc.markdown(), encoding="utf-8")
+    (out / "report.html").write_text(doc.html(f"lrbench report: {suite}"), encoding="utf-8")
+    return md, [md, out / "report.html", out / "runs.csv", *doc.figures]

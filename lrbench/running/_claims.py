@@ -1,0 +1,205 @@
+"""Work claimed through the storage: a suite's runs as enqueued trials of one coordinating study.
+
+`<suite>/_runs` holds one trial per claim of a run, its user attr `run` naming the run's
+study. Every worker, on any machine, enqueues the runs that have no live claim yet (WAITING,
+RUNNING or COMPLETE) and takes a WAITING one with Optuna's own claim: the storage's
+`set_trial_state_values(trial, RUNNING)`, which moves a trial out of WAITING for exactly one
+caller (what `Study.ask` does to pop an enqueued trial; see `lrbench.storage._open` for SQLite).
+While it drives the run, a thread records the claim's heartbeat; when the run is done the
+claim is told COMPLETE. A worker that dies stops beating: after the grace period any live
+worker's `fail_stale_trials` fails the claim and Optuna's `RetryFailedTrialCallback`
+enqueues it again, and the run resumes from its stored trials.
+
+Two workers that start at once may both enqueue one run. Of the live claims of a run, the one
+with the lowest trial number is the run's; a worker that wins another one tells it FAIL as a
+duplicate and takes the next. No lock, queue or partition of our own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lrbench.storage.records import ClaimKeys, coordinator_name
+
+LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+WHO = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _run_of(trial: FrozenTrial) -> str | None:
+    return trial.user_attrs.get(ClaimKeys.RUN)
+
+
+@dataclass
+class Claim:
+    """One run claimed by this worker; its heartbeat runs until `complete` or `release`."""
+
+    queue: RunQueue
+    number: int
+    trial_id: int
+    run: str
+    started: float = field(default_factory=time.perf_counter)
+    lost: bool = False  # another worker declared this claim dead (our heartbeat lapsed)
+    _checked: float = field(default_factory=time.monotonic)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start_heartbeat(self) -> None:
+        storage, interval = self.queue.storage, self.queue.storage.heartbeat_interval
+
+        def beat() -> None:
+            while not self._stop.is_set():
+                try:
+                    storage.record_heartbeat(self.trial_id)
+                    if storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+                        self.lost = True
+                        return
+                except Exception:  # a storage hiccup: the next beat tries again
+                    pass
+                self._stop.wait(interval)
+
+        threading.Thread(target=beat, name=f"heartbeat {self.run}", daemon=True).start()
+
+    def held(self, every: float = 1.0) -> bool:
+        """Whether this claim is still ours, read from the storage at most every `every`
+        seconds (else the heartbeat thread's last word). A worker starved of CPU for longer than
+        the grace period is declared dead although it lives; it must stop before it stores
+        another trial of a run that another worker now drives."""
+        now = time.monotonic()
+        if not self.lost and now - self._checked >= every:
+            self._checked = now
+            try:
+                if self.queue.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+                    self.lost = True
+            except Exception:  # a storage hiccup: the heartbeat thread keeps watching
+                pass
+        return not self.lost
+
+    def complete(self) -> None:
+        self._stop.set()
+        self.queue.study.tell(
+            self.number, time.perf_counter() - self.started, skip_if_finished=True
+        )
+
+    def release(self, reason: str) -> None:
+        """Give the run up (interrupted, failed): FAIL, so the next `lrbench run` enqueues it."""
+        self._stop.set()
+        try:
+            self.queue.storage.set_trial_user_attr(self.trial_id, ClaimKeys.RELEASED, reason)
+            self.queue.study.tell(self.number, state=TrialState.FAIL, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # already failed by another worker's stale check
+
+
+class RunQueue:
+    """The coordinating study of `suite`, seen by a worker that runs the runs named `runs`."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, suite: str, runs: Iterable[str]):
+        self.storage = storage
+        self.runs = list(runs)
+        self._mine = set(self.runs)
+        self.study = optuna.create_study(
+            storage=storage, study_name=coordinator_name(suite), load_if_exists=True
+        )
+        self.study_id = storage.get_study_id_from_name(self.study.study_name)
+
+    def _claims(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        return [
+            t
+            for t in self.storage.get_all_trials(self.study_id, deepcopy=False, states=states)
+            if _run_of(t) in self._mine
+        ]
+
+    def enqueue_missing(self) -> int:
+        """Enqueue each of our runs that has no live claim; return how many were enqueued."""
+        live = {_run_of(t) for t in self._claims(LIVE)}
+        missing = [run for run in self.runs if run not in live]
+        for run in missing:
+            self.study.enqueue_trial({}, user_attrs={ClaimKeys.RUN: run})
+        return len(missing)
+
+    def claim(self, only: Collection[str] | None = None) -> Claim | None:
+        """Take one waiting run, of `only` if given (None when none of them is waiting)."""
+        while True:
+            waiting = [
+                t
+                for t in self._claims((TrialState.WAITING,))
+                if only is None or _run_of(t) in only
+            ]
+            if not waiting:
+                return None
+            for trial in sorted(waiting, key=lambda t: t.number):
+                if self._take(trial):
+                    trial_id = self._claim_id(trial)
+                    claim = Claim(self, trial.number, trial_id, _run_of(trial))
+                    if self._is_the_runs_claim(claim):
+                        # The first beat before any work: Optuna never declares a trial
+                        # without one stale. The worker attr follows it, so a claim without
+                        # that attr may have no beat (see fail_unbeaten for a kill right here).
+                        self.storage.record_heartbeat(trial_id)
+                        self.storage.set_trial_user_attr(trial_id, ClaimKeys.WORKER, WHO)
+                        claim.start_heartbeat()
+                        return claim
+                    claim.release("duplicate: the run has a claim with a lower number")
+                    break  # the queue changed: read it again
+
+    def _take(self, trial: FrozenTrial) -> bool:
+        """Optuna's claim: WAITING -> RUNNING for one caller; False if another got it first."""
+        try:
+            return self.storage.set_trial_state_values(self._claim_id(trial), TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:  # taken and finished meanwhile
+            return False
+
+    def _claim_id(self, trial: FrozenTrial) -> int:
+        """The storage's id of a claim trial, through the storage's public lookup."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+
+    def _is_the_runs_claim(self, claim: Claim) -> bool:
+        earlier = [
+            t
+            for t in self.storage.get_all_trials(self.study_id, deepcopy=False, states=LIVE)
+            if _run_of(t) == claim.run and t.number < claim.number
+        ]
+        return not earlier
+
+    def fail_stale(self) -> None:
+        """Fail claims whose worker stopped beating; Optuna's callback enqueues them again."""
+        optuna.storages.fail_stale_trials(self.study)
+        self.fail_unbeaten()
+
+    def fail_unbeaten(self) -> None:
+        """Fail claims RUNNING for longer than the grace period without a single heartbeat: a
+        worker killed between taking a claim and its first beat. Optuna's stale check skips
+        trials without a heartbeat; a claim's worker attr is written just after its first beat,
+        so a claim without it is failed the way `fail_stale_trials` does, with the same
+        callback."""
+        grace = timedelta(seconds=self.storage.grace_period or 0)
+        now = datetime.now()
+        for trial in self._claims((TrialState.RUNNING,)):
+            started = trial.datetime_start
+            if started is None or now - started <= grace:
+                continue
+            beaten = trial.user_attrs.get(ClaimKeys.WORKER) is not None
+            if not beaten and self._take_to_fail(trial):
+                callback = self.storage.get_heartbeat_stale_trial_callback()
+                if callback is not None:
+                    callback(self.study, self.storage.get_trial(self._claim_id(trial)))
+
+    def _take_to_fail(self, trial: FrozenTrial) -> bool:
+        try:
+            return self.storage.set_trial_state_values(self._claim_id(trial), TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+
+    def counts(self) -> tuple[int, int, int]:
+        """(runs complete, runs claimed now, runs in all) of our runs, whichever worker ran them."""
+        complete = {_run_of(t) for t in self._claims((TrialState.COMPLETE,))}
+        running = {_run_of(t) for t in self._claims((TrialState.RUNNING,))} - complete
+        return len(complete), len(running), len(self.runs)

@@ -1,0 +1,362 @@
+"""Suites: TOML files under `studies/` naming tasks x strategies x seeds, budgets and targets.
+
+Validated completely on load, before anything runs or is written: an unknown key, a wrong
+type, an unknown task or strategy, a non-positive budget, low >= high... is a `ConfigError`
+naming the file, the key and what is wrong.
+
+    [suite]
+    description = "..."
+    seeds = [0, 1]
+    budget_epochs = 60          # per run; a task may override it
+
+    [data]                      # data options for every task
+    train_subset = 10000        # optional
+    data_root = "/path"         # optional
+
+    [tasks.digits]              # the table key is the task's label in the report
+    task = "digits"             # registry name; defaults to the label
+    target = 0.96               # overrides the task's default target
+    target_procedure = "..."    # optional; how the target was set (lrbench calibrate --write)
+    epochs_per_trial = 10
+    low = 1e-4                  # the learning-rate search range
+    high = 1.0
+    budget_epochs = 60
+    optimizer = "adam"
+    options = { hidden = 64 }   # task options
+
+    [[strategies]]
+    name = "tpe+hyperband"      # registry name
+    label = "tpe-hb"            # optional; names the run and the report row
+    tasks = ["digits"]          # optional; default every task
+    optimizer = "sgd"           # optional; overrides the task's optimizer
+    reference = { 50 = 235.11, 100 = 234.16 }  # optional; published best-so-far validation
+                                # values at these cumulative epochs, shown beside the run's own
+    n_startup_trials = 5        # any other key is a strategy option
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from lrbench.errors import ConfigError, LrbenchError
+from lrbench.tasks import DataOptions, get_task
+from lrbench.tools import OPTIMIZERS
+
+STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
+_LABEL = re.compile(r"^[A-Za-z0-9_.+\-]+$")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    label: str
+    name: str
+    options: dict[str, Any]
+    target: float
+    epochs_per_trial: int
+    low: float
+    high: float
+    budget_epochs: float
+    optimizer: str | None
+    # How the target was set (e.g. by `lrbench calibrate`), shown in the report.
+    target_procedure: str | None = None
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    label: str
+    name: str
+    options: dict[str, Any]
+    tasks: tuple[str, ...] | None
+    optimizer: str | None
+    # Published best-so-far validation values at cumulative epochs (e.g. seed 002's table 6),
+    # which the report sets beside this strategy's own.
+    reference: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    task: TaskSpec
+    strategy: StrategySpec
+    seed: int
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.suite}/{self.task.label}/{self.strategy.label}/seed{self.seed}"
+
+    @property
+    def optimizer(self) -> str | None:
+        return self.strategy.optimizer or self.task.optimizer
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    seeds: tuple[int, ...]
+    tasks: tuple[TaskSpec, ...]
+    strategies: tuple[StrategySpec, ...]
+    data: DataOptions = field(default_factory=DataOptions)
+
+    def runs(self, only: str | None = None) -> list[RunSpec]:
+        """Every (task, strategy, seed), optionally filtered by `task/strategy` (either part may be `*`)."""
+        want_task, _, want_strategy = (only or "*/*").partition("/")
+        runs = []
+        for task in self.tasks:
+            for strat in self.strategies:
+                if strat.tasks is not None and task.label not in strat.tasks:
+                    continue
+                if want_task not in ("*", task.label) or (want_strategy or "*") not in (
+                    "*",
+                    strat.label,
+                ):
+                    continue
+                runs.extend(RunSpec(self.name, task, strat, seed) for seed in self.seeds)
+        if only and not runs:
+            raise ConfigError(f"--only {only!r} matches no run of suite {self.name!r}")
+        return runs
+
+
+def resolve_suite_path(suite: str | Path) -> Path:
+    """A TOML path, or a suite name: the stem of a file under `studies/`.
+
+    `studies/` is looked up here, then in the package's checkout."""
+    p = Path(suite)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: no such suite file")
+        return p
+    for folder in (Path.cwd() / "studies", STUDIES_DIR):
+        candidate = folder / f"{suite}.toml"
+        if candidate.exists():
+            return candidate
+    raise ConfigError(
+        f"no suite named {suite!r}: looked for studies/{suite}.toml in {Path.cwd()} and {STUDIES_DIR.parent}"
+    )
+
+
+class _Reader:
+    """Typed access to one TOML table, with errors naming the file and the dotted key."""
+
+    def __init__(self, path: Path, table: dict[str, Any], where: str) -> None:
+        self.path, self.table, self.where = path, table, where
+        self.used: set[str] = set()
+
+    def error(self, key: str, what: str) -> ConfigError:
+        dotted = f"{self.where}.{key}" if self.where else key
+        return ConfigError(f"{self.path}: {dotted}: {what}")
+
+    def get(
+        self, key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if required:
+                raise self.error(key, "missing (required)")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        ):
+            raise self.error(key, f"expected {_type_names(types)}, got a boolean")
+        if not isinstance(value, types):
+            raise self.error(
+                key, f"expected {_type_names(types)}, got {type(value).__name__} {value!r}"
+            )
+        return value
+
+    def positive(
+        self, key: str, default: Any = None, required: bool = False, integer: bool = False
+    ) -> Any:
+        value = self.get(key, int if integer else (int, float), default, required)
+        if value is not None and not value > 0:
+            raise self.error(key, f"must be positive, got {value!r}")
+        return value
+
+    def rest(self) -> dict[str, Any]:
+        return {k: v for k, v in self.table.items() if k not in self.used}
+
+    def reject_unknown(self, allowed_hint: str) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.error(unknown[0], f"unknown key; allowed: {allowed_hint}")
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+        bool: "true/false",
+    }
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def load_suite(suite: str | Path) -> Suite:
+    """Read and validate a suite: a path to a TOML file or the name of one under `studies/`."""
+    path = resolve_suite_path(suite)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+
+    top = _Reader(path, doc, "")
+    head = _Reader(path, top.get("suite", dict, {}), "suite")
+    name = head.get("name", str, path.stem)
+    if not _LABEL.match(name):
+        raise head.error("name", f"{name!r} may hold only letters, digits and _ . + -")
+    description = head.get("description", str, "")
+    seeds_raw = head.get("seeds", list, [0])
+    if not seeds_raw or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw
+    ):
+        raise head.error(
+            "seeds", f"expected a non-empty list of non-negative integers, got {seeds_raw!r}"
+        )
+    if len(set(seeds_raw)) != len(seeds_raw):
+        raise head.error("seeds", f"repeated seed in {seeds_raw!r}")
+    default_budget = head.positive("budget_epochs", required=True)
+    head.reject_unknown("name, description, seeds, budget_epochs")
+
+    data_r = _Reader(path, top.get("data", dict, {}), "data")
+    data = DataOptions(
+        data_root=data_r.get("data_root", str),
+        train_subset=data_r.positive("train_subset", integer=True),
+        download=data_r.get("download", bool, False),
+    )
+    data_r.reject_unknown("data_root, train_subset, download")
+
+    tasks_table = top.get("tasks", dict, required=True)
+    if not tasks_table:
+        raise top.error("tasks", "no task given")
+    tasks = tuple(
+        _task_spec(path, label, table, default_budget) for label, table in tasks_table.items()
+    )
+
+    strategies = _strategy_specs(
+        path, top.get("strategies", list, required=True), {t.label for t in tasks}
+    )
+    top.reject_unknown("suite, data, tasks, strategies")
+    return Suite(name, path, description, tuple(seeds_raw), tasks, strategies, data)
+
+
+def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> TaskSpec:
+    where = f"tasks.{label}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: expected a table")
+    if not _LABEL.match(label):
+        raise ConfigError(f"{path}: {where}: label may hold only letters, digits and _ . + -")
+    r = _Reader(path, table, where)
+    name = r.get("task", str, label)
+    options = r.get("options", dict, {})
+    try:
+        task = get_task(name, **options)
+    except LrbenchError as e:
+        raise r.error("task" if "unknown task" in str(e) else "options", str(e)) from None
+    target = r.get("target", (int, float), task.default_target)
+    if target is None:
+        raise r.error("target", f"task {name!r} has no default target: set one")
+    epochs = r.positive("epochs_per_trial", task.default_epochs, integer=True)
+    low = r.positive("low", 1e-5)
+    high = r.positive("high", 1.0)
+    if low >= high:
+        raise r.error("low", f"low ({low}) must be below high ({high})")
+    budget = r.positive("budget_epochs", default_budget)
+    optimizer = r.get("optimizer", str)
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise r.error(
+            "optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+        )
+    procedure = r.get("target_procedure", str)
+    r.reject_unknown(
+        "task, target, target_procedure, epochs_per_trial, low, high, budget_epochs, optimizer, "
+        "options"
+    )
+    return TaskSpec(
+        label,
+        name,
+        dict(options),
+        float(target),
+        int(epochs),
+        float(low),
+        float(high),
+        float(budget),
+        optimizer,
+        procedure,
+    )
+
+
+def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[StrategySpec, ...]:
+    from lrbench.strategies import REGISTRY, get_strategy
+
+    specs: list[StrategySpec] = []
+    if not entries:
+        raise ConfigError(f"{path}: strategies: no strategy given")
+    for i, entry in enumerate(entries):
+        where = f"strategies[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: {where}: expected a table ([[strategies]])")
+        r = _Reader(path, entry, where)
+        name = r.get("name", str, required=True)
+        if name not in REGISTRY:
+            raise r.error(
+                "name", f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}"
+            )
+        label = r.get("label", str, name)
+        if not _LABEL.match(label):
+            raise r.error("label", f"{label!r} may hold only letters, digits and _ . + -")
+        tasks = r.get("tasks", list)
+        if tasks is not None:
+            bad = [t for t in tasks if t not in task_labels]
+            if bad:
+                raise r.error(
+                    "tasks",
+                    f"unknown task label(s) {bad}; the suite's tasks are {sorted(task_labels)}",
+                )
+        optimizer = r.get("optimizer", str)
+        if optimizer is not None and optimizer not in OPTIMIZERS:
+            raise r.error(
+                "optimizer",
+                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
+            )
+        reference = _reference(r)
+        options = r.rest()
+        try:
+            get_strategy(name, **options)  # validates option names and values it checks eagerly
+        except LrbenchError as e:
+            raise ConfigError(f"{path}: {where}: {e}") from None
+        if any(s.label == label for s in specs):
+            raise r.error("label", f"label {label!r} used twice: give one of them another label")
+        specs.append(
+            StrategySpec(
+                label, name, options, None if tasks is None else tuple(tasks), optimizer, reference
+            )
+        )
+    return tuple(specs)
+
+
+def _reference(r: _Reader) -> tuple[tuple[int, float], ...]:
+    """`reference = { 50 = 235.11, 100 = 234.16 }`: epochs (positive integers) -> values."""
+    table = r.get("reference", dict, {})
+    out = []
+    for key, value in table.items():
+        if not (key.isdigit() and int(key) > 0):
+            raise r.error("reference", f"{key!r} is not an epoch count (a positive integer)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise r.error(f"reference.{key}", f"expected a number, got {value!r}")
+        out.append((int(key), float(value)))
+    return tuple(sorted(out))

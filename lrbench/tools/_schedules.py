@@ -1,0 +1,256 @@
+"""Learning-rate schedules by name, built from `torch.optim.lr_scheduler` (never re-implemented).
+
+Each schedule declares whether it is stepped after every optimizer step ("step") or after every
+epoch ("epoch"). Options are given in epochs where a user thinks in epochs (`step_size_epochs`)
+and converted to optimizer steps here, because the engine steps per-batch schedules per batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from lrbench.errors import ConfigError
+from lrbench.tools._optimizers import build_optimizer
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule's name and options, as written in a suite or on the command line."""
+
+    name: str = "constant"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, words: list[str] | None) -> ScheduleSpec:
+        """`["cyclic", "mode=triangular2", "base_lr=1e-4"]` -> ScheduleSpec.
+
+        Values are parsed as numbers when they are numbers."""
+        if not words:
+            return cls()
+        return cls(words[0], parse_key_values(words[1:], "schedule"))
+
+    def describe(self) -> str:
+        return " ".join([self.name, *(f"{k}={v}" for k, v in self.options.items())])
+
+
+def parse_key_values(
+    words: list[str] | tuple[str, ...] | None, what: str = "option"
+) -> dict[str, Any]:
+    """`["mode=triangular2", "base_lr=1e-4"]` -> {"mode": "triangular2", "base_lr": 0.0001}: numbers and
+    true/false parsed, anything else kept as a string (command-line schedule and task options)."""
+    opts: dict[str, Any] = {}
+    for w in words or ():
+        key, sep, value = w.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} option {w!r} is not KEY=VALUE")
+        opts[key] = _number_or_str(value)
+    return opts
+
+
+def _number_or_str(value: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+@dataclass
+class BuiltSchedule:
+    scheduler: lr_scheduler.LRScheduler | None
+    interval: str  # "step" or "epoch"
+
+    def after_step(self) -> None:
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self) -> None:
+        if self.scheduler is not None and self.interval == "epoch":
+            self.scheduler.step()
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    lr: float
+    epochs: int
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.epochs * self.steps_per_epoch)
+
+
+def _has_momentum(opt: torch.optim.Optimizer) -> bool:
+    # Cycling momentum on plain SGD (momentum=0) would silently turn it into momentum SGD.
+    return opt.defaults.get("momentum", 0) > 0 or "betas" in opt.defaults
+
+
+def _rest(o: dict[str, Any]) -> dict[str, Any]:
+    """The options no builder consumed, handed on to torch (which rejects unknown ones); empties `o`."""
+    rest = dict(o)
+    o.clear()
+    return rest
+
+
+def _constant(opt, ctx, o):
+    return None, "epoch"
+
+
+def _step(opt, ctx, o):
+    step = o.pop("step_size", max(1, ctx.epochs // 3))
+    return lr_scheduler.StepLR(opt, step_size=step, gamma=o.pop("gamma", 0.1)), "epoch"
+
+
+def _exponential(opt, ctx, o):
+    return lr_scheduler.ExponentialLR(opt, gamma=o.pop("gamma", 0.9)), "epoch"
+
+
+def _cyclic(opt, ctx, o, mode=None):
+    # `lr` is the peak (max_lr); Smith's rule of thumb puts base_lr at max_lr/3 to /4.
+    step_up = o.pop("step_size_up", None)
+    step_epochs = o.pop("step_size_epochs", 2)
+    if step_up is None:
+        step_up = max(1, round(step_epochs * ctx.steps_per_epoch))
+    mode = o.pop("mode", mode or "triangular")
+    return lr_scheduler.CyclicLR(
+        opt,
+        base_lr=_per_group(opt, o.pop("base_lr", ctx.lr / 4)),
+        max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
+        step_size_up=step_up,
+        mode=mode,
+        gamma=o.pop("gamma", 1.0),
+        cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt),
+        **_rest(o),
+    ), "step"
+
+
+def _one_cycle(opt, ctx, o):
+    # The engine steps the scheduler after every optimizer step (torch's convention), so after a
+    # trial's last step OneCycleLR stands at step `total_steps`, one past its final point (the
+    # minimum rate, at step total_steps - 1): linear annealing extrapolates there to a negative
+    # rate and cosine annealing climbs back up, and that is the rate the last epoch's record
+    # shows. One extra step makes the trial end exactly on the final point.
+    return lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
+        total_steps=o.pop("total_steps", ctx.total_steps + 1),
+        cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt),
+        **_rest(o),
+    ), "step"
+
+
+def _cosine(opt, ctx, o):
+    t_max, epochs = o.pop("T_max", None), o.pop("epochs", ctx.epochs)
+    t_max = t_max or max(1, round(epochs * ctx.steps_per_epoch))
+    return lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=o.pop("eta_min", 0.0)), "step"
+
+
+def _cosine_warm_restarts(opt, ctx, o):
+    t0, t0_epochs = o.pop("T_0", None), o.pop("t0_epochs", 1)
+    t0 = t0 or max(1, round(t0_epochs * ctx.steps_per_epoch))
+    return lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)
+    ), "step"
+
+
+_BUILDERS: dict[str, tuple[Callable, str]] = {
+    "constant": (_constant, "fixed learning rate"),
+    "step": (_step, "StepLR: x gamma every step_size epochs"),
+    "exponential": (_exponential, "ExponentialLR: x gamma every epoch"),
+    "cyclic": (
+        _cyclic,
+        "CyclicLR (mode triangular|triangular2|exp_range), lr is max_lr, per batch",
+    ),
+    "triangular": (lambda o_, c, o: _cyclic(o_, c, o, "triangular"), "CyclicLR mode=triangular"),
+    "triangular2": (
+        lambda o_, c, o: _cyclic(o_, c, o, "triangular2"),
+        "CyclicLR mode=triangular2",
+    ),
+    "exp_range": (lambda o_, c, o: _cyclic(o_, c, o, "exp_range"), "CyclicLR mode=exp_range"),
+    "one_cycle": (_one_cycle, "OneCycleLR over the whole trial, lr is max_lr, per batch"),
+    "cosine": (_cosine, "CosineAnnealingLR over the trial's epochs, per batch"),
+    "cosine_warm_restarts": (
+        _cosine_warm_restarts,
+        "CosineAnnealingWarmRestarts (SGDR), T_0 in epochs",
+    ),
+}
+SCHEDULES: dict[str, str] = {name: doc for name, (_, doc) in _BUILDERS.items()}
+
+
+def build_schedule(
+    spec: ScheduleSpec,
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+) -> BuiltSchedule:
+    """Build the torch scheduler named by `spec` for a trial of `epochs` x `steps_per_epoch` steps."""
+    try:
+        builder, _ = _BUILDERS[spec.name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown schedule {spec.name!r}; choose one of {', '.join(_BUILDERS)}"
+        ) from None
+    try:
+        options = dict(spec.options)
+        sched, interval = builder(optimizer, _Ctx(lr, epochs, steps_per_epoch), options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"schedule {spec.describe()!r}: {e}") from None
+    if options:  # builders pop what they use: anything left is a misspelt or foreign option
+        raise ConfigError(
+            f"schedule {spec.name!r}: unknown option(s) {', '.join(sorted(options))}"
+        )
+    return BuiltSchedule(sched, interval)
+
+
+def replay_schedule(
+    spec: ScheduleSpec,
+    lr: float,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    steps: int | None = None,
+    optimizer: str = "sgd",
+) -> list[float]:
+    """The rate every optimizer step of a trial used, rebuilt from its schedule alone.
+
+    `build_schedule` on a throwaway optimizer, stepped as the engine steps it: `after_step()`
+    after every optimizer step, `after_epoch()` after every full epoch (none after a budget-cut
+    partial epoch). `steps` defaults to the whole trial, `epochs` x `steps_per_epoch`. Returns
+    `steps` + 1 rates: the one each step used, then the one after the last step (the rate the
+    engine records at the end of the trial's last epoch).
+    """
+    steps = epochs * steps_per_epoch if steps is None else steps
+    param = torch.zeros(1, requires_grad=True)
+    opt = build_optimizer(optimizer, [param], lr)
+    built = build_schedule(spec, opt, lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    rates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. torch's notes on the scheduler's step order
+        for i in range(steps):
+            rates.append(float(opt.param_groups[0]["lr"]))
+            opt.step()  # no gradient: parameters untouched, but the scheduler sees a step
+            built.after_step()
+            if (i + 1) % steps_per_epoch == 0:
+                built.after_epoch()
+    rates.append(float(opt.param_groups[0]["lr"]))
+    return rates
+
+
+def _per_group(opt: torch.optim.Optimizer, rate: float) -> float | list[float]:
+    """A rate given for the optimizer's first parameter group, as one rate per group that
+    keeps the groups' ratios (a model's per-parameter `lr_scale`, see `lrbench.tools._optimizers`):
+    the schedules that take absolute rates (CyclicLR, OneCycleLR) would otherwise give every
+    group the same one."""
+    groups = opt.param_groups
+    if len(groups) == 1 or isinstance(rate, (list, tuple)):
+        return rate
+    return [rate * g["lr"] / groups[0]["lr"] for g in groups]
