@@ -1,4 +1,4 @@
-"""Tests for lrbench.training._engine.train on real data (digits; a Fashion-MNIST subset): determinism,
+"""Tests for lrbench.train on real data (digits; a Fashion-MNIST subset): determinism,
 divergence, budget cuts, callbacks, cost accounting, the best state, the recorded rates."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import torch
 from lrbench.storage.records import record_attrs
 from lrbench.tasks import DataOptions, get_task
 from lrbench.tools import ScheduleSpec
-from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_population
+from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_trials
 
 TOL = 1e-5  # relative, for several threads
 TIMING = ("seconds", "eval_seconds")
@@ -60,7 +60,7 @@ def _nan_as_str(v):
 
 def _same_as_single(task, data, configs, **options):
     singles = [train(task, c, data=data, **options) for c in configs]
-    members = train_population(task, configs, data=data, options=TrainOptions(**options))
+    members = train_trials(task, configs, data=data, options=TrainOptions(**options))
     for s, m in zip(singles, members):
         assert _stored(m) == _stored(s)
     return members
@@ -122,7 +122,7 @@ def test_several_threads_agree_within_tolerance(digits):
         TrainConfig.for_task(task, lr, epochs=2, seed=s) for s, lr in ((0, 0.01), (1, 0.03))
     ]
     singles = [train(task, c, data=data) for c in configs]
-    members = train_population(task, configs, data=data)
+    members = train_trials(task, configs, data=data)
     for s, m in zip(singles, members):
         for a, b in zip(s.history, m.history):
             assert math.isclose(a.train_loss, b.train_loss, rel_tol=TOL)
@@ -133,7 +133,7 @@ def test_a_diverging_member_is_frozen_and_does_not_disturb_the_others(digits):
     task, data = digits
     configs = [TrainConfig.for_task(task, lr, epochs=3, seed=0) for lr in (0.01, 1e4, 0.003)]
     singles = [train(task, c, data=data) for c in (configs[0], configs[2])]
-    members = train_population(task, configs, data=data)
+    members = train_trials(task, configs, data=data)
     assert members[1].diverged and len(members[1].history) == 1
     assert math.isnan(members[1].history[0].val)
     assert members[1].steps == data.steps_per_epoch
@@ -145,7 +145,7 @@ def test_a_stopped_member_stops_costing_steps(digits):
     task, data = digits
     configs = [TrainConfig.for_task(task, lr, epochs=4, seed=0) for lr in (0.01, 0.02)]
     stop_first = TrainOptions(callback=lambda r: r.epoch >= 2)
-    members = train_population(task, configs, data=data, options=[stop_first, TrainOptions()])
+    members = train_trials(task, configs, data=data, options=[stop_first, TrainOptions()])
     spe = data.steps_per_epoch
     assert members[0].stopped and members[0].steps == 2 * spe and len(members[0].history) == 2
     assert not members[1].stopped and members[1].steps == 4 * spe
@@ -173,24 +173,28 @@ def test_members_of_different_lengths(digits):
     assert [len(m.history) for m in members] == [1, 3, 2]
 
 
-def test_task_without_population_support_is_refused():
-    from lrbench.errors import ConfigError
+def test_trials_a_task_cannot_stack_train_one_after_another_as_lone_trials(digits):
+    task, data = digits
 
-    task = get_task("cifar10", compile=True)  # a compiled model has no population form
-    with pytest.raises(ConfigError, match="population"):
-        train_population(task, [TrainConfig.for_task(task, 0.1)], data=object())
+    class Unstackable(type(task)):
+        population_form = None
+
+    lone = Unstackable()
+    configs = [TrainConfig.for_task(lone, lr, epochs=2, seed=s) for s, lr in ((0, 0.01), (1, 0.1))]
+    together = train_trials(lone, configs, data=data)
+    for config, member in zip(configs, together):
+        assert _stored(member) == _stored(train(lone, config, data=data))
 
 
-def test_an_optimizer_with_evaluation_modes_is_refused(digits):
-    from lrbench.errors import ConfigError
-
+def test_an_optimizer_with_evaluation_modes_trains_its_trials_one_after_another(digits):
     task, data = digits
     configs = [
         TrainConfig.for_task(task, 0.01, optimizer="schedulefree_adamw", seed=s) for s in (0, 1)
     ]
-    with pytest.raises(ConfigError, match="schedulefree_adamw"):
-        train_population(task, configs, data=data)
-    # so a run with such an optimizer trains its trials one at a time
+    # Its evaluation weights live in the optimizer: each trial on its own model.
+    for config, member in zip(configs, train_trials(task, configs, data=data)):
+        assert _stored(member) == _stored(train(task, config, data=data))
+    # and a run with such an optimizer asks for its trials one at a time
     assert population_size(task, "cpu", 8, "schedulefree_adamw") == 1
     assert population_size(task, "cpu", 8, "adam") == population_size(task, "cpu", 8) == 8
 
@@ -241,16 +245,17 @@ def test_a_population_run_stores_the_same_trials_as_a_sequential_run(
     from lrbench.strategies import _base as base
 
     sizes = []
-    real = base.train_population
+    real = base.train_trials
     monkeypatch.setattr(
         base,
-        "train_population",
+        "train_trials",
         lambda task, configs, **kw: sizes.append(len(configs)) or real(task, configs, **kw),
     )
     options = {"n": 5} if strategy == "grid" else {}
     # 4.5 trials' worth of budget (some trials diverge early and leave more).
     seq_ctx, sequential = _run(strategy, 1, 9, digits, **options)
-    assert sizes == []
+    assert set(sizes) == {1}  # one trial at a time, through the same path
+    sizes.clear()
     pop_ctx, population = _run(strategy, 3, 9, digits, **options)
     assert sizes[0] == 3  # then what the budget still holds
     assert len(sequential.trials) == 5
@@ -330,13 +335,13 @@ def test_a_sigdigit_population_search_stores_the_same_trials_as_a_sequential_run
     from lrbench.strategies import _base as base
 
     sizes = []
-    real = base.train_population
+    real = base.train_trials
 
     def spy(task, configs, **kw):
         sizes.append(len(configs))
         return real(task, configs, **kw)
 
-    monkeypatch.setattr(base, "train_population", spy)
+    monkeypatch.setattr(base, "train_trials", spy)
     options = dict(digits=2, k=1, decade=0.01, exploit=False)
     _, sequential = _run("sigdigit", 1, 60, digits, **options)
     _, population = _run("sigdigit", 4, 60, digits, **options)
@@ -356,7 +361,7 @@ FAST_TOL = 1e-3
 
 def _close_to_single(task, data, configs, tol=FAST_TOL):
     singles = [train(task, c, data=data) for c in configs]
-    members = train_population(task, configs, data=data, stacked_step=True)
+    members = train_trials(task, configs, data=data, stacked_step=True)
     for s, m in zip(singles, members):
         assert len(m.history) == len(s.history) and m.steps == s.steps
         assert (m.diverged, m.cut, m.best_epoch) == (s.diverged, s.cut, s.best_epoch)
@@ -405,7 +410,7 @@ def test_stacked_step_falls_back_for_other_optimizers(digits):
         TrainConfig.for_task(task, 0.01, epochs=1, optimizer="rmsprop", seed=s) for s in (0, 1)
     ]
     singles = [train(task, c, data=data) for c in configs]
-    members = train_population(task, configs, data=data, stacked_step=True)
+    members = train_trials(task, configs, data=data, stacked_step=True)
     assert [_stored(m) for m in members] == [_stored(s) for s in singles]
 
 

@@ -21,7 +21,7 @@ from lrbench.errors import ConfigError
 from lrbench.stacking import StackedStep, fold_input, fold_models, unfold_output
 from lrbench.tasks import DataOptions, TaskData, TensorSplit, get_task
 from lrbench.tasks._cifar10_net import AirNet, ResNet9
-from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_population
+from lrbench.training import TrainConfig, TrainOptions, population_size, train, train_trials
 
 CPU = torch.device("cpu")
 SMALL = {"width": 4, "batch_size": 32, "val_size": 100, "tta": 0}
@@ -215,9 +215,7 @@ def test_cifar10_members_equal_single_runs(arch_data, float64):
         for s, f in ((0, 1.0), (1, 0.5), (2, 2.0))
     ]
     singles = [train(task, c, data=data, keep_best_state=True) for c in configs]
-    members = train_population(
-        task, configs, data=data, options=TrainOptions(keep_best_state=True)
-    )
+    members = train_trials(task, configs, data=data, options=TrainOptions(keep_best_state=True))
     for s, m in zip(singles, members):
         _assert_close_runs(s, m)
     assert set(members[0].best_state) == set(task.build_model().state_dict())
@@ -238,7 +236,7 @@ def test_cifar10_members_of_different_lengths_and_a_stopped_one(arch_data, float
         train(task, c, data=data, callback=o.callback, keep_best_state=True)
         for c, o in zip(configs, options)
     ]
-    members = train_population(task, configs, data=data, options=options)
+    members = train_trials(task, configs, data=data, options=options)
     assert [len(m.history) for m in members] == [1, 2, 1] and members[2].stopped
     for s, m in zip(singles, members):
         _assert_close_runs(s, m)
@@ -263,5 +261,4 @@ def test_cifar10_population_support_and_its_limit():
     assert population_size(get_task("cifar10"), torch.device("cuda"), None) == 32
     compiled = get_task("cifar10", compile=True)  # a compiled model has no folded form
     assert population_size(compiled, torch.device("cuda"), None) == 1
-    with pytest.raises(ConfigError, match="population"):
-        train_population(compiled, [TrainConfig.for_task(compiled, 0.1)], data=object())
+    assert compiled.population_form is None and get_task("cifar10").population_form == "folded"

@@ -14,7 +14,7 @@ from torch import nn
 
 from lrbench.errors import ConfigError
 from lrbench.tools import OPTIMIZERS, SCHEDULES, ScheduleSpec, build_optimizer, build_schedule
-from lrbench.training._engine import set_training
+from lrbench.training import set_training
 
 
 def _optimizer(name: str = "sgd", lr: float = 0.1) -> torch.optim.Optimizer:

@@ -1,4 +1,4 @@
-"""Seeds of one configuration driven together (`lrbench.running._seed_batch`): with a population size of
+"""Seeds of one configuration driven together (`lrbench.running._run.run_group`): with a population size of
 3, the three seeds of `fixed`, `cosine` and `one_cycle` train their one trial each as one
 population, and every run stores what it stores when driven alone (one CPU thread: bit for
 bit). A self-tuning strategy, whose optimizer is its own, is still driven run by run.
@@ -14,7 +14,7 @@ from test_harness import run_summaries, write_suite
 
 from lrbench.cli import main
 from lrbench.running import RunOptions, load_suite
-from lrbench.running._seed_batch import run_seed_group, seed_group_size
+from lrbench.running._run import run_group, seed_group_size
 from lrbench.storage import open_storage
 from lrbench.storage.records import RunKeys, record_attrs
 from lrbench.strategies import _base as base
@@ -89,16 +89,17 @@ def test_seeds_of_one_configuration_train_as_one_population_and_store_the_same(
 ):
     path, reference = sequential
     sizes = []
-    real = base.train_population
+    real = base.train_trials
     monkeypatch.setattr(
         base,
-        "train_population",
+        "train_trials",
         lambda task, configs, **kw: sizes.append(len(configs)) or real(task, configs, **kw),
     )
     url = f"sqlite:///{tmp_path / 'together.db'}"
     argv = ["run", str(path), "--storage", url, "--device", "cpu", "--quiet"]
     assert main([*argv, "--population", "3"]) == 0
-    assert sizes == [3, 3, 3]  # fixed, cosine, one_cycle; schedulefree run by run
+    # fixed, cosine, one_cycle together; schedulefree run by run, one trial at a time
+    assert [k for k in sizes if k > 1] == [3, 3, 3] and set(sizes) == {1, 3}
     ours, ref = stored(url), stored(reference)
     assert sorted(ours) == sorted(ref)
     for name in ref:
@@ -135,7 +136,7 @@ def test_an_interrupted_group_fails_each_trial_in_flight_and_resumes_to_the_same
 
     options = RunOptions(device="cpu", population=3)
     with pytest.raises(KeyboardInterrupt):
-        run_seed_group(
+        run_group(
             runs, open_storage(url), options=options, data_options=suite.data, on_epoch=interrupt
         )
     for run in runs:
@@ -144,7 +145,7 @@ def test_an_interrupted_group_fails_each_trial_in_flight_and_resumes_to_the_same
         assert trial.state == TrialState.FAIL
         assert "interrupted" in trial.user_attrs["fail_reason"]
         assert study.user_attrs[RunKeys.INTERRUPTED_TRIALS] == [0]
-    assert run_seed_group(runs, open_storage(url), options=options, data_options=suite.data) == 3
+    assert run_group(runs, open_storage(url), options=options, data_options=suite.data) == 3
     ours, ref = stored(url), stored(reference)
     for run in runs:
         attrs, trials = ours[run.study_name]

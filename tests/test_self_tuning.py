@@ -319,7 +319,7 @@ def test_a_model_without_batch_norm_is_never_recalibrated(digits, monkeypatch):
     task, data = digits
     calls = []
     monkeypatch.setattr(
-        "lrbench.training._engine.update_bn", lambda *a, **k: calls.append(1)
+        "lrbench.training._forms.update_bn", lambda *a, **k: calls.append(1)
     )  # would be called if it ran
     run(task, data, "schedulefree_adamw", 0.0025, epochs=1, recalibrate_bn=True)
     assert calls == []

@@ -181,7 +181,7 @@ def run_bench(
 
 def device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
-        return torch.cuda.getdevice_name(dev)
+        return torch.cuda.get_device_name(dev)
     import platform
 
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

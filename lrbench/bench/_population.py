@@ -21,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrbench.tasks import DataOptions, Task, get_task
-from lrbench.training import TrainConfig, resolve_device, train, train_population
+from lrbench.training import TrainConfig, resolve_device, train, train_trials
 
 SIZES = (1, 4, 16, 64)
 GPU_SIZES = SIZES + (128, 256, 512)
@@ -50,7 +50,7 @@ def _rates(
     configs = [TrainConfig.for_task(task, lr, epochs=epochs, seed=i) for i, lr in enumerate(lrs)]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    results = train_population(task, configs, device=device, data=data, stacked_step=stacked_step)
+    results = train_trials(task, configs, device=device, data=data, stacked_step=stacked_step)
     members = [r for r in results if len(r.history) == epochs]  # survivors (none diverged)
     epoch_s = [sum(r.history[e].seconds for r in results) for e in range(1, epochs)]
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
@@ -73,7 +73,7 @@ def bench_task(
     task: Task, device: torch.device, data_options: DataOptions, epochs: int, sizes
 ) -> Iterator[dict[str, Any]]:
     """One row per population size and optimizer step, as each is measured."""
-    if not task.population_ready:
+    if task.population_form is None:
         yield {"task": task.name, "k": None, "note": "no population support"}
         return
     data = task.prepare(device, data_options)

@@ -4,7 +4,7 @@ strategy's design."""
 
 from lrbench.running._budget_fit import budget_warnings, run_fit, suite_fits
 from lrbench.running._harness import WorkerOptions, run_suite, stored_summary, work
-from lrbench.running._run import ClaimLost, RunOptions, run_one
+from lrbench.running._run import ClaimLost, RunOptions, run_group, run_one
 from lrbench.running._suite import (
     STUDIES_DIR,
     RunSpec,
@@ -28,6 +28,7 @@ __all__ = [
     "load_suite",
     "resolve_suite_path",
     "run_fit",
+    "run_group",
     "run_one",
     "run_suite",
     "stored_summary",

@@ -27,20 +27,21 @@ from lrbench.interrupts import interrupts_at_safe_points, interrupts_ignored, ra
 from lrbench.running._budget_fit import budget_warnings
 from lrbench.running._claims import Claim, RunQueue
 from lrbench.running._progress import SuiteProgress, WorkerProgress
-from lrbench.running._run import (  # noqa: F401  (run_one and RunOptions: public here too)
+from lrbench.running._run import (
     ClaimLost,
     RunOptions,
     check_same_run,
-    run_one,
+    describe,
+    run_group,
+    seed_group_size,
+    siblings,
     trained_anything,
 )
-from lrbench.running._seed_batch import describe, run_seed_group, seed_group_size, siblings
 from lrbench.running._suite import RunSpec, Suite, load_suite
 from lrbench.running._workers import run_in_processes
-from lrbench.storage import (  # noqa: F401  (re-exported: the report opens storages here)
+from lrbench.storage import (
     GRACE_S,
     HEARTBEAT_S,
-    RUNS_DIR,
     close_storage,
     default_storage_url,
     open_storage,
@@ -210,7 +211,7 @@ def _claim_seed_siblings(
     queue: RunQueue, run: RunSpec, runs: list[RunSpec], options: RunOptions
 ) -> list[Claim]:
     """Claims of runs that differ from `run` only in seed, to drive with it as one population
-    (`lrbench.running._seed_batch`): as many as the population size allows, none where it is 1."""
+    (`lrbench.running._run.run_group`): as many as the population size allows, none where it is 1."""
     limit = seed_group_size(run, options) - 1
     if limit <= 0:
         return []
@@ -239,26 +240,14 @@ def _drive(
             raise ClaimLost(f"{lost.run}: another worker took this run over")
 
     try:
-        if len(runs) == 1:
-            run_one(
-                runs[0],
-                store,
-                options=options,
-                data_options=suite.data,
-                on_epoch=on_epoch,
-                on_start=lambda run, spent: bar.start(
-                    run.study_name, run.task.budget_epochs, spent
-                ),
-            )
-        else:
-            run_seed_group(
-                runs,
-                store,
-                options=options,
-                data_options=suite.data,
-                on_epoch=on_epoch,
-                on_start=lambda budget, spent: bar.start(describe(runs), budget, spent),
-            )
+        run_group(
+            runs,
+            store,
+            options=options,
+            data_options=suite.data,
+            on_epoch=on_epoch,
+            on_start=lambda budget, spent: bar.start(describe(runs), budget, spent),
+        )
     except BaseException as e:
         # Another worker took a run over while this one was starved of CPU: the run is theirs
         # now (a tell of a trial the new owner had failed lands here too), not an error of ours.

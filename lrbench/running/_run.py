@@ -1,10 +1,14 @@
-"""One run of a suite as one Optuna study: created or resumed, its settings written, its
+"""Runs of a suite, each one Optuna study: created or resumed, its settings written, its
 strategy driven, an interruption recorded on the trials it stopped, and marked complete.
 
-`run_one` drives one run; `lrbench.running._seed_batch` drives several runs of one configuration
-together through the same pieces (`prepare_task`, `open_run`, `record_interruption`,
-`finish_run`). The caller holds each run's claim (`lrbench.running._claims`) or is the only process
-on the storage.
+One path drives them: `run_group` takes runs that differ only in seed (a seed group, or one
+run alone: a group of one) and lets their strategy spend their budgets
+(`Strategy.run_group`: a strategy that trains one configuration trains every run's trial at
+once, one population where the task batches them, so five seeds cost about one trial's wall
+time on a GPU). Each run keeps its own study, claim, budget cut and records, so what is stored
+equals what the runs store when driven one by one (bit for bit on one CPU thread, to float
+rounding on a GPU). The caller holds each run's claim (`lrbench.running._claims`) or is the
+only process on the storage.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from lrbench.errors import ConfigError
 from lrbench.running._suite import RunSpec
 from lrbench.storage import records
 from lrbench.storage.records import RUN_IDENTITY, RunKeys, RunRecord
-from lrbench.strategies import RunContext, Strategy, get_strategy
+from lrbench.strategies import REGISTRY, RunContext, Strategy, get_strategy
 from lrbench.tasks import Task, TaskData, get_task
-from lrbench.training import EpochRecord, resolve_device
+from lrbench.training import EpochRecord, population_size, resolve_device
 
 EpochHook = Callable[[EpochRecord, str], None]
 
@@ -107,8 +111,81 @@ def _same(a: Any, b: Any) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- #
-# One run, driven alone
+# Runs, driven
 # --------------------------------------------------------------------------------------------- #
+def group_key(run: RunSpec) -> tuple[str, str, str]:
+    """Runs with one key differ only in their seed."""
+    return run.suite, run.task.label, run.strategy.label
+
+
+def seed_group_size(run: RunSpec, options: RunOptions) -> int:
+    """How many runs of `run`'s group one worker drives together: the population size where the
+    strategy trains one configuration with the run's optimizer and the task can batch, else 1."""
+    strategy_class = REGISTRY[run.strategy.name][0]
+    if not strategy_class.batches_seeds:
+        return 1
+    task = get_task(run.task.name, **run.task.options)
+    return population_size(task, resolve_device(options.device), options.population, run.optimizer)
+
+
+def siblings(run: RunSpec, runs: list[RunSpec]) -> list[str]:
+    """The other runs of `run`'s group among `runs`, by study name."""
+    key = group_key(run)
+    return [r.study_name for r in runs if group_key(r) == key and r != run]
+
+
+def describe(runs: list[RunSpec]) -> str:
+    """A group's name for progress lines: the run's study name, or for several
+    `<suite>/<task>/<strategy>/seeds 0,1,2`."""
+    if len(runs) == 1:
+        return runs[0].study_name
+    seeds = ",".join(str(r.seed) for r in runs)
+    return f"{runs[0].study_name.rsplit('/', 1)[0]}/seeds {seeds}"
+
+
+def run_group(
+    runs: list[RunSpec],
+    storage: optuna.storages.BaseStorage,
+    *,
+    options: RunOptions,
+    data_options=None,
+    on_epoch: EpochHook | None = None,
+    on_start: Callable[[float, float], None] | None = None,
+) -> int:
+    """Run (or resume) `runs`, one group (`group_key`; one run is a group of one); return how
+    many were not yet complete.
+
+    `on_start(budget, spent)` gets the group's budgets and spending summed. On any exception
+    (Ctrl-C included) every run's trial in flight is failed with the reason and the runs stay
+    "running", to be resumed.
+    """
+    dev = resolve_device(options.device)
+    task, data = prepare_task(runs[0], dev, data_options)
+    opened = [
+        o
+        for run in runs
+        if (o := open_run(run, storage, task, data, dev, options, on_epoch)) is not None
+    ]
+    if not opened:
+        return 0
+    if on_start is not None:
+        budget = sum(o.ctx.budget_epochs for o in opened)
+        on_start(budget, sum(o.ctx.spent_epochs() for o in opened))
+    t0 = time.perf_counter()
+    try:
+        opened[0].strategy.run_group([o.ctx for o in opened])
+        for o in opened:
+            o.ctx.record_chosen_final_metrics()
+    except BaseException as e:
+        for o in opened:
+            record_interruption(o, storage, e)
+        raise
+    share = (time.perf_counter() - t0) / len(opened)  # each run's part of the wall time
+    for o in opened:
+        finish_run(o, share)
+    return len(opened)
+
+
 def run_one(
     run: RunSpec,
     storage: optuna.storages.BaseStorage,
@@ -116,31 +193,13 @@ def run_one(
     device: str = "auto",
     data_options=None,
     on_epoch: EpochHook | None = None,
-    on_start: Callable[[RunSpec, float], None] | None = None,
     options: RunOptions | None = None,
 ) -> bool:
-    """Run (or resume) one run; return False if it was already complete.
-
-    On any exception (Ctrl-C included) the trial in flight is failed with the reason and the
-    run stays "running", to be resumed.
-    """
+    """Run (or resume) one run (`run_group` of one); return False if it was already complete."""
     options = options or RunOptions(device=device)
-    dev = resolve_device(options.device)
-    task, data = prepare_task(run, dev, data_options)
-    opened = open_run(run, storage, task, data, dev, options, on_epoch)
-    if opened is None:
-        return False
-    if on_start is not None:
-        on_start(run, opened.ctx.spent_epochs())
-    t0 = time.perf_counter()
-    try:
-        opened.strategy.run(opened.ctx)
-        opened.ctx.record_chosen_final_metrics()
-    except BaseException as e:
-        record_interruption(opened, storage, e)
-        raise
-    finish_run(opened, time.perf_counter() - t0)
-    return True
+    return bool(
+        run_group([run], storage, options=options, data_options=data_options, on_epoch=on_epoch)
+    )
 
 
 # --------------------------------------------------------------------------------------------- #

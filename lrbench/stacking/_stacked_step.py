@@ -61,6 +61,11 @@ class StackedStep:
                 state[name] = t.index_select(0, keep)
         self._cache.clear()
 
+    def reset(self) -> None:
+        """Start afresh, as newly built members' optimizers would (state and step count gone)."""
+        self.state.clear()
+        self.steps = 0
+
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], groups: list[dict[str, Any]]) -> None:
         """One step of every member: `params` stacked (K, ...), `groups` the members' param

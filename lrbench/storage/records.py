@@ -41,6 +41,9 @@ class TrialKeys:
     EVAL_SECONDS = "eval_seconds"
     SCHEDULE = "schedule"  # ScheduleSpec.describe()
     OPTIMIZER = "optimizer"
+    # "epoch": the optimizer was built afresh at every epoch boundary; "none" (or missing, in
+    # suites stored before it was recorded): one optimizer for the whole trial.
+    OPTIMIZER_RESET = "optimizer_reset"
     PHASE = "phase"  # "search", "train" or "exploit"
     HISTORY = "history"  # one EpochEntry dict per epoch
     # The keys above are stored together, as one dict under RECORD: one storage write per
@@ -273,6 +276,7 @@ class TrialRecord:
     eval_seconds: float | None = None
     schedule: str | None = None
     optimizer: str | None = None
+    optimizer_reset: str = "none"
     phase: str | None = None
     history: tuple[EpochEntry, ...] = ()
 
@@ -300,6 +304,7 @@ class TrialRecord:
             eval_seconds=_opt_float(a.get(TrialKeys.EVAL_SECONDS)),
             schedule=a.get(TrialKeys.SCHEDULE),
             optimizer=a.get(TrialKeys.OPTIMIZER),
+            optimizer_reset=a.get(TrialKeys.OPTIMIZER_RESET) or "none",
             phase=a.get(TrialKeys.PHASE),
             history=tuple(EpochEntry.from_dict(e) for e in a.get(TrialKeys.HISTORY) or ()),
         )
@@ -330,6 +335,7 @@ class TrialRecord:
             TrialKeys.EVAL_SECONDS: self.eval_seconds,
             TrialKeys.SCHEDULE: self.schedule,
             TrialKeys.OPTIMIZER: self.optimizer,
+            TrialKeys.OPTIMIZER_RESET: self.optimizer_reset,
             TrialKeys.PHASE: self.phase,
             TrialKeys.PLANNED_EPOCHS: self.planned_epochs,
             TrialKeys.HISTORY: [e.to_dict() for e in self.history],

@@ -37,8 +37,7 @@ from lrbench.training import (
     population_size,
     task_range_test,
     test_metric,
-    train,
-    train_population,
+    train_trials,
 )
 
 LR = "lr"
@@ -157,9 +156,12 @@ class RunContext:
         optimizer: str | None = None,
         optimizer_kwargs: dict[str, Any] | None = None,
         max_steps: int | None = None,
+        optimizer_reset: str = "none",
     ) -> TrainConfig:
         """A trial's training configuration in this run: its epochs per trial, its optimizer
-        and seed, cut at the budget left (or `max_steps`)."""
+        and seed, cut at the budget left (or `max_steps`). `optimizer` (with its
+        `optimizer_kwargs`) replaces the run's optimizer for this trial (the self-tuning
+        strategies bring their own); `optimizer_reset="epoch"` starts it afresh every epoch."""
         return TrainConfig.for_task(
             self.task,
             lr,
@@ -168,6 +170,7 @@ class RunContext:
             schedule=schedule,
             seed=self.seed,
             max_steps=self.remaining_steps() if max_steps is None else max_steps,
+            optimizer_reset=optimizer_reset,
             **(optimizer_kwargs or {}),
         )
 
@@ -176,49 +179,26 @@ class RunContext:
         trial: optuna.Trial,
         lr: float,
         *,
-        schedule: ScheduleSpec | None = None,
-        epochs: int | None = None,
         prune: bool = False,
         phase: str = "search",
-        initial_state: dict | None = None,
-        keep_best_state: bool = False,
-        keep_final_state: bool = False,
         stop_rule: StopRule | None = None,
-        optimizer: str | None = None,
-        optimizer_kwargs: dict[str, Any] | None = None,
+        initial_state: dict | None = None,
+        keep_final_state: bool = False,
+        **config: Any,
     ) -> TrainResult:
-        """Train one configuration inside `trial`, cut at the remaining budget, and record it.
-
-        `prune` asks the study's pruner after every epoch; `stop_rule(vals)` sees the trial's
-        validation values so far after every epoch and stops the trial when it returns True (the
-        exploit phase's patience rule). `optimizer` (with its `optimizer_kwargs`) replaces the
-        run's optimizer for this trial (the self-tuning strategies bring their own).
-        """
-        config = self.trial_config(
-            lr,
-            schedule=schedule,
-            epochs=epochs,
-            optimizer=optimizer,
-            optimizer_kwargs=optimizer_kwargs,
-        )
-        monitor = _TrialMonitor(self, trial, prune, stop_rule)
-        options = TrainOptions(
-            callback=monitor.after_epoch,
-            evaluate_initial=True,
+        """Train one configuration inside `trial`, cut at the remaining budget, and record it:
+        `train_planned` of one trial (see `PlannedTrial` for the options; `config` keywords go
+        to `trial_config`)."""
+        planned = PlannedTrial(
+            self,
+            trial,
+            self.trial_config(lr, **config),
+            prune=prune,
+            stop_rule=stop_rule,
             initial_state=initial_state,
-            keep_best_state=True,  # the engine holds it anyway; `keep_best` decides what stays
             keep_final_state=keep_final_state,
-            evaluate_test=False,  # record_trial measures it where it can matter
         )
-        try:
-            result = train(self.task, config, device=self.device, data=self.data, options=options)
-        except BaseException as e:  # Ctrl-C included: the failed trial says why
-            note_fail_reason(trial, e)
-            raise
-        self.record_trial(trial, config, result, monitor.pruned, phase)
-        if not keep_best_state:
-            result.best_state = None
-        return result
+        return train_planned([planned], phase=phase)[0]
 
     def record_trial(
         self,
@@ -288,18 +268,21 @@ class RunContext:
     def train_trials(
         self, trials: list[optuna.Trial], lrs: list[float], *, prune: bool = False
     ) -> list[TrainResult]:
-        """Train one configuration per trial as one population and record each trial as
-        `train_trial` records a lone one: its reports, pruning and budget charge are its own.
-
-        Trial i is cut where it would be cut had the ones before it run first at full length."""
+        """Train one configuration per trial at once (one population where the task batches)
+        and record each as `train_trial` records a lone one: its reports, pruning and budget
+        charge are its own. Trial i is cut where it would be cut had the ones before it run
+        first at full length."""
         per_trial, remaining = self.epochs_per_trial * self.steps_per_epoch, self.remaining_steps()
         planned = [
             PlannedTrial(
-                self, trial, self.trial_config(lr, max_steps=max(0, remaining - i * per_trial))
+                self,
+                trial,
+                self.trial_config(lr, max_steps=max(0, remaining - i * per_trial)),
+                prune=prune,
             )
             for i, (trial, lr) in enumerate(zip(trials, lrs))
         ]
-        return train_planned(planned, prune=prune)
+        return train_planned(planned)
 
     def run_fixed_trial(self, lr: float, **train_options: Any) -> TrainResult:
         """Ask for a trial at exactly `lr` (`ask_fixed`), train it, tell the result. If training
@@ -330,33 +313,41 @@ class RunContext:
 
 @dataclass
 class PlannedTrial:
-    """A trial asked for in a run and configured: one member of a population, which may mix
-    trials of several runs of one task (`lrbench.running._seed_batch`)."""
+    """A trial asked for in a run and configured, with how it is watched: `prune` asks the
+    study's pruner after every epoch; `stop_rule(vals)` sees the trial's validation values so
+    far and stops it when it returns True (the exploit phase's patience rule); `initial_state`
+    starts it from given weights; `keep_final_state` returns the weights it ended with. Trials
+    planned together may belong to several runs of one task (a seed group)."""
 
     ctx: RunContext
     trial: optuna.Trial
     config: TrainConfig
+    prune: bool = False
+    stop_rule: StopRule | None = None
+    initial_state: dict | None = None
+    keep_final_state: bool = False
 
 
-def train_planned(
-    planned: list[PlannedTrial], *, prune: bool = False, phase: str = "search"
-) -> list[TrainResult]:
-    """Train the planned trials as one population and record each as `RunContext.train_trial`
-    records a lone trial: its reports, pruning and budget charge are its own and its run's.
-    The trials are left running, for the caller to tell."""
+def train_planned(planned: list[PlannedTrial], *, phase: str = "search") -> list[TrainResult]:
+    """Train the planned trials through the one training path (`lrbench.training.train_trials`:
+    one population where the task batches them) and record each in its run: its reports,
+    pruning and budget charge are its own. The trials are left running, for the caller to
+    tell; their results hold no best state (the run keeps the best one, `record_trial`)."""
     first = planned[0].ctx
-    monitors = [_TrialMonitor(p.ctx, p.trial, prune, None) for p in planned]
+    monitors = [_TrialMonitor(p.ctx, p.trial, p.prune, p.stop_rule) for p in planned]
     options = [
         TrainOptions(
             callback=m.after_epoch,
             evaluate_initial=True,
-            keep_best_state=True,
+            initial_state=p.initial_state,
+            keep_best_state=True,  # record_trial keeps the run's best; the rest are dropped
+            keep_final_state=p.keep_final_state,
             evaluate_test=False,  # record_trial measures it where it can matter
         )
-        for m in monitors
+        for p, m in zip(planned, monitors)
     ]
     try:
-        results = train_population(
+        results = train_trials(
             first.task,
             [p.config for p in planned],
             device=first.device,
@@ -392,6 +383,7 @@ def _write_record(
         eval_seconds=result.eval_seconds,
         schedule=config.schedule.describe(),
         optimizer=config.optimizer,
+        optimizer_reset=config.optimizer_reset,
         phase=phase,
         history=tuple(EpochEntry.from_record(r) for r in result.history),
     ).write(trial)
@@ -444,6 +436,8 @@ class Strategy(ABC):
     description: ClassVar[str]
     group: ClassVar[str]  # one of GROUPS
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    # Runs of this strategy that differ only in seed may be driven together (`run_group`).
+    batches_seeds: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.opts = parse_options(f"strategy {self.name!r}", self.Options, options)
@@ -459,6 +453,13 @@ class Strategy(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> None:
         """Spend (at most) the budget; resume from whatever the study already holds."""
+
+    def run_group(self, ctxs: list[RunContext]) -> None:
+        """Spend each run's budget, for runs that differ only in seed (a seed group, driven
+        by one worker): by default one after another; a strategy that trains one
+        configuration trains them at once (`batches_seeds`)."""
+        for ctx in ctxs:
+            self.run(ctx)
 
 
 # name -> (class, preset options, one-line description); variants such as "tpe+hyperband"

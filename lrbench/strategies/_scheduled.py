@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from optuna.trial import TrialState
 
-from lrbench.strategies._base import RunContext, Strategy
+from lrbench.strategies._base import PlannedTrial, RunContext, Strategy, train_planned
 from lrbench.strategies._options import StrategyOptions, option
 from lrbench.tools import SUGGESTION_KEYS, RangeTestResult, ScheduleSpec
 
@@ -73,11 +73,30 @@ class ScheduledStrategy(Strategy):
         return float(f"{lr:.6g}"), schedule
 
     def run(self, ctx: RunContext) -> None:
-        planned = self.plan(ctx)
-        if planned is not None:
-            lr, schedule = planned
-            ctx.run_fixed_trial(lr, schedule=schedule, phase="train", **self.trial_options(ctx))
+        self.run_group([ctx])
+
+    def run_group(self, ctxs: list[RunContext]) -> None:
+        """Each run's configuration (its range test first, alone), then the one trial of every
+        run trained at once (one population where the task batches them), each told with the
+        value a lone run tells. One run is a group of one."""
+        planned = []
+        for ctx in ctxs:
+            plan = self.plan(ctx)
+            if plan is not None:
+                lr, schedule = plan
+                config = ctx.trial_config(lr, schedule=schedule, **self.trial_options(ctx))
+                planned.append(PlannedTrial(ctx, ctx.ask_fixed(lr), config))
+        if not planned:
+            return
+        try:
+            results = train_planned(planned, phase="train")
+        except BaseException:
+            for p in planned:
+                p.ctx.study.tell(p.trial, state=TrialState.FAIL)
+            raise
+        for p, result in zip(planned, results):
+            p.ctx.study.tell(p.trial, p.ctx.objective_value(result))
 
     def trial_options(self, ctx: RunContext) -> dict[str, Any]:
-        """Further `RunContext.train_trial` keywords (a self-tuning strategy's own optimizer)."""
+        """Further `RunContext.trial_config` keywords (a self-tuning strategy's own optimizer)."""
         return {}

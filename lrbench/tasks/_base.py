@@ -1,9 +1,11 @@
 """What every task declares, so the engine, strategies and harness never special-case one.
 
 A task owns its data preparation (on the training device, once per process), its model, its
-training loss and its validation metric. The engine owns the loop. Losses are written as
-functions of `(model, batch)`; a task that supports population training (`lrbench.training._population`)
-also writes its loss for K stacked copies of its model (`population_loss`).
+training loss and its validation metric; `lrbench.training` owns the loop. The loss is written
+once, per example (`example_losses`), for the task's model and one trial's batch and, unchanged,
+for K copies of the model as one module (the task's `population_form`) and K members' stacked
+batch: the training path derives each trial's mean loss from it. Adding a task is one module
+with one loss.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import torch
 from torch import nn
 
 from lrbench.errors import ConfigError
-from lrbench.stacking import stack_models
 from lrbench.tasks._data import TensorSplit, holdout_split, shuffled_batches, steps_per_epoch
 from lrbench.tools import ScheduleSpec
 
@@ -159,29 +160,37 @@ class Task(ABC):
         e.g. an average of the weights the task's recipe calls for); None: the trained ones."""
         return None
 
+    # -- the loss -------------------------------------------------------------------------------
     @abstractmethod
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """The mean training loss of one batch: the quantity the optimizer minimises."""
+    def example_losses(self, model: nn.Module, batch: Any, noise: Any) -> torch.Tensor:
+        """The training loss of every example of a batch: the quantity whose mean over a batch
+        the optimizer minimises.
 
-    # -- population training (lrbench.training._population) ---------------------------------------------
-    # A task that sets `population_ready` implements `population_loss` (and `population_noise`
-    # when its loss draws random numbers) for the model `population_model` builds.
-    population_ready: ClassVar[bool] = False
+        Written once for two shapes: the task's model and one trial's batch (from
+        `train_batches`) give shape (B,); K copies of the model in the task's population form
+        and K members' stacked batch (from `population_batches`, leading member dimension)
+        give (K, B), member k's row equal to what member k alone gives. Write it on the
+        trailing dimensions (`x[..., j]`, `.sum(-1)`, `flatten(0, -2)`) and it holds for both.
+        `noise` is the batch's random inputs (`loss_noise`), None when the loss draws none."""
 
-    def population_model(self, models: list[nn.Module]) -> nn.Module:
-        """K prepared copies of the task's model as one module: by default `lrbench.stacking._stacked`'s
-        (K, B, ...) form; convolutional nets use `lrbench.stacking._folded`'s."""
-        return stack_models(models)
-
-    def population_noise(self, batch: Any, generators: list[torch.Generator]) -> Any:
-        """The random inputs of one step's losses, member k's drawn from `generators[k]`
-        exactly as `loss` draws them from torch's global generator; None when `loss` draws none."""
+    def loss_noise(self, batch: Any, generator: torch.Generator | None) -> torch.Tensor | None:
+        """The random inputs of one trial's loss on `batch` (e.g. a VAE's reparameterisation
+        noise), drawn from `generator` (None: torch's global generator, as a plain loop draws
+        them); None when the loss draws none. Population members draw theirs from their own
+        generators and the training path stacks them."""
         return None
 
-    def population_loss(self, model: nn.Module, batch: Any, noise: Any) -> torch.Tensor:
-        """The K members' mean training losses, shape (K,), for a stacked model and a stacked
-        batch from `population_batches`: member k's value is `loss` of member k alone."""
-        raise NotImplementedError(f"task {self.name!r} has no population loss")
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The mean training loss of one trial's batch, noise from torch's global generator (what
+        the range test steps on; derived from `example_losses`, never written twice)."""
+        return self.example_losses(model, batch, self.loss_noise(batch, None)).mean(-1)
+
+    # -- population training ------------------------------------------------------------------
+    # How K trials of the task become one module (`lrbench.stacking`): "stacked" for nets of
+    # linear layers (one batched matrix product per layer), "folded" for conv nets (the members
+    # folded into the channels of one grouped net), None for a task that cannot batch (its
+    # trials then train one after another).
+    population_form: ClassVar[str | None] = None
 
     @abstractmethod
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:

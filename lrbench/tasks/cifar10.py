@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lrbench.errors import ConfigError
-from lrbench.stacking import fold_input, fold_models, unfold_output
 from lrbench.tasks._augment import AlternatingFlips, flip, translate, tta_logits
 from lrbench.tasks._base import DataOptions, Task, TaskData, subset
 from lrbench.tasks._cifar10_net import AirNet, ResNet9
@@ -228,32 +227,20 @@ class Cifar10(Task):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y, label_smoothing=float(self.options["label_smoothing"]))
-
-    # -- population training: the members folded into the channels (lrbench.stacking._folded) -----------
-    @property
-    def population_ready(self) -> bool:  # type: ignore[override]
-        return not self.options["compile"]  # a compiled model has no folded form
-
-    def population_model(self, models: list[nn.Module]) -> nn.Module:
-        return fold_models(models)
-
-    def population_loss(self, model: nn.Module, batch, noise) -> torch.Tensor:
-        x, y = batch  # (K, B, 3, H, W), (K, B)
-        k, b = y.shape
-        folded = fold_input(x)
-        if folded.is_cuda:
-            folded = folded.contiguous(memory_format=torch.channels_last)
-        logits = unfold_output(model(folded), k)  # (K, B, classes)
-        losses = F.cross_entropy(
-            logits.reshape(k * b, -1),
-            y.reshape(-1),
+    def example_losses(self, model: nn.Module, batch, noise) -> torch.Tensor:
+        x, y = batch  # (B, 3, H, W), (B,) or, folded members, (K, B, 3, H, W), (K, B)
+        logits = model(x)
+        return F.cross_entropy(
+            logits.flatten(0, -2),
+            y.flatten(),
             label_smoothing=float(self.options["label_smoothing"]),
             reduction="none",
-        )
-        return losses.view(k, b).float().mean(1)
+        ).view(y.shape)
+
+    # -- population training: the members folded into the channels (lrbench.stacking) ---------
+    @property
+    def population_form(self) -> str | None:  # type: ignore[override]
+        return None if self.options["compile"] else "folded"  # a compiled net has no folded form
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         """Accuracy of the mean logits over the test-time views (`augment.tta_views`)."""

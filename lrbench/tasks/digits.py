@@ -24,7 +24,7 @@ class Digits(Task):
     default_epochs = 20
     batch_size = 64
     option_defaults = {"hidden": 64, "val_size": 300, "batch_size": 64}
-    population_ready = True
+    population_form = "stacked"
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_digits()
@@ -43,16 +43,10 @@ class Digits(Task):
         h = int(self.options["hidden"])
         return nn.Sequential(nn.Linear(64, h), nn.ReLU(), nn.Linear(h, 10))
 
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y)
-
-    def population_loss(self, model: nn.Module, batch, noise) -> torch.Tensor:
-        x, y = batch  # (K, B, 64), (K, B)
+    def example_losses(self, model: nn.Module, batch, noise) -> torch.Tensor:
+        x, y = batch  # (B, 64), (B,) or, stacked, (K, B, 64), (K, B)
         logits = model(x)
-        k = logits.shape[0]
-        # One cross-entropy per member, so each member's mean reduces as a lone trial's does.
-        return torch.stack([F.cross_entropy(logits[i], y[i]) for i in range(k)])
+        return F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         return (model(split.x).argmax(1) == split.y).float().mean()

@@ -123,7 +123,7 @@ class FashionMnistVAE(Task):
         "val_size": 10000,
         "iwae_k": 100,
     }
-    population_ready = True
+    population_form = "stacked"
 
     def load(self, device: torch.device, data: DataOptions) -> TaskData:
         arrays = read_fashion_mnist(data.data_root, download=data.download)
@@ -140,21 +140,15 @@ class FashionMnistVAE(Task):
         o = self.options
         return HomeworkVAE(int(o["hidden"]), int(o["layers"]), int(o["z_dim"]))
 
-    def loss(self, model: nn.Module, batch) -> torch.Tensor:
-        x, _ = batch
-        noise = torch.randn(x.shape[0], model.z_dim, device=x.device)
-        return model.negative_elbo(x, noise).mean()
-
-    def population_noise(self, batch, generators: list[torch.Generator]) -> torch.Tensor:
-        x, _ = batch  # (K, B, 784); member k's noise as `loss` draws it, from its own generator
-        z_dim = int(self.options["z_dim"])
-        return torch.stack(
-            [torch.randn(x.shape[1], z_dim, device=x.device, generator=g) for g in generators]
+    def loss_noise(self, batch, generator: torch.Generator | None) -> torch.Tensor:
+        x, _ = batch  # one trial's batch: one reparameterisation sample per image
+        return torch.randn(
+            x.shape[0], int(self.options["z_dim"]), device=x.device, generator=generator
         )
 
-    def population_loss(self, model: nn.Module, batch, noise: torch.Tensor) -> torch.Tensor:
-        x, _ = batch
-        return model.negative_elbo(x, noise).mean(-1)
+    def example_losses(self, model: nn.Module, batch, noise: torch.Tensor) -> torch.Tensor:
+        x, _ = batch  # (B, 784) or, stacked, (K, B, 784); noise (B, z) or (K, B, z)
+        return model.negative_elbo(x, noise)
 
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
         return _split_mean(split, model.homework_nll)

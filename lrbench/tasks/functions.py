@@ -43,7 +43,7 @@ class Functions(Task):
     batch_size = 1
     diverge_factor = 1e3
     option_defaults = {"function": "bowl", "start": (2.0, 2.0), "steps_per_epoch": 10}
-    population_ready = True
+    population_form = "stacked"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -65,16 +65,13 @@ class Functions(Task):
     def build_model(self) -> nn.Module:
         return Point(self.options["start"])
 
-    def loss(self, model: nn.Module, batch: None) -> torch.Tensor:
-        x, y = model.xy
-        return self.f(x, y)
+    def example_losses(self, model: nn.Module, batch: None, noise: None) -> torch.Tensor:
+        """f at the point: one "example" per step, shape (1,), or (K, 1) for K stacked points."""
+        x, y = model.xy.unbind(-1)  # the point (2,) or the stacked points (K, 2)
+        return self.f(x, y).unsqueeze(-1)
 
     def population_batches(self, data: TaskData, generators: list[torch.Generator]):
         return iter([None] * data.steps_per_epoch)
 
-    def population_loss(self, model: nn.Module, batch: None, noise: None) -> torch.Tensor:
-        x, y = model.xy.unbind(-1)  # the stacked point: (K, 2)
-        return self.f(x, y)
-
     def evaluate(self, model: nn.Module, split: TensorSplit) -> torch.Tensor:
-        return self.loss(model, None)
+        return self.example_losses(model, None, None)[..., 0]
