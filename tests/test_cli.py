@@ -111,9 +111,9 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     # Strategies are listed by group, every one once.
     assert list(groups) == ["search", "heuristic", "baseline", "self-tuning"]
     assert sorted(sections["strategies"]) == sorted(STRATEGIES)
-    assert groups["self-tuning"] == ["dadapt", "prodigy", "prodigy+cosine", "schedulefree"]
+    assert groups["self-tuning"] == ["dadapt", "dog", "prodigy", "prodigy+cosine", "schedulefree"]
     assert {"qmc", "gp", "tpe", "grid"} <= set(groups["search"])
-    assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 13
+    assert sections["optimizers"] == list(OPTIMIZERS) and len(OPTIMIZERS) == 15
     assert "prodigyopt.Prodigy" in out and "schedulefree.AdamWScheduleFree" in out
     assert sections["schedules"] == list(SCHEDULES)
     assert "one_cycle" in sections["schedules"] and "cosine_warm_restarts" in sections["schedules"]

@@ -657,6 +657,78 @@ def test_valley_matches_fastai():
         assert s["valley"] == _fastai_valley_reference(list(lrs[10:-5]), list(y[10:-5])), trial
 
 
+# The slide rule on curves whose answer is worked out by hand: 100 points, exp-spaced lrs,
+# 10 trimmed at the start and 5 at the end, so the rule reads trimmed points t = 0 .. 84 at
+# full indices 10 + t.
+SLIDE_LRS = np.logspace(-7, 1, 100)
+
+
+def _trimmed_curve(trimmed):
+    """A 100-point curve holding `trimmed` (85 values) where the rules read it, and a value in
+    the 15 trimmed-off points that no rule may see (far above everything else)."""
+    y = np.full(100, 50.0)
+    y[10:95] = trimmed
+    return y
+
+
+def test_slide_finds_the_last_window_with_unequal_end_gradients():
+    # A straight descent (gradient -0.01 per point) up to t = K, then the same descent plus
+    # 0.02 (t - K)^2. np.gradient's central differences are exact for both pieces: g = -0.01
+    # for t < K, g(K) = (y(K+1) - y(K-1)) / 2 = 0, g = -0.01 + 0.04 (t - K) for t > K, and the
+    # one-sided last point g(84) = y(84) - y(83) = -0.01 + 0.02 (2 (84 - K) - 1).
+    # Windows [r - 15, r], r = 84, 83, ...: while r >= K the right end's gradient is >= 0 and
+    # differs from the left end's by at least 0.01 (> 0.005); r = K - 1 is the first window
+    # whose ends agree (both -0.01). The suggestion is the left end of the window before it,
+    # r = K: t = K - 15.
+    K = 60
+    t = np.arange(85)
+    y = 5.0 - 0.01 * t + np.where(t > K, 0.02 * (t - K) ** 2, 0.0)
+    s = suggest_lrs(list(SLIDE_LRS), list(_trimmed_curve(y)), 1e-7, 10.0)
+    assert s["slide"] == SLIDE_LRS[10 + K - 15]
+
+
+def test_slide_on_curves_that_never_fall():
+    t = np.arange(85, dtype=float)
+    # Flat: every gradient is 0, so the first window (t = 69 .. 84) already agrees: its left end.
+    flat = suggest_lrs(list(SLIDE_LRS), list(_trimmed_curve(np.ones(85))), 1e-7, 10.0)
+    assert flat["slide"] == SLIDE_LRS[10 + 84 - 15]
+    # Rising ever faster, 1 + 0.01 t^2: gradients 15 points apart differ by 0.3 (interior), or
+    # more at the one-sided ends, so no window agrees and the slide runs to the first point.
+    rising = suggest_lrs(list(SLIDE_LRS), list(_trimmed_curve(1 + 0.01 * t**2)), 1e-7, 10.0)
+    assert rising["slide"] == SLIDE_LRS[10]
+
+
+def test_slide_on_short_curves():
+    lrs = list(np.logspace(-5, 0, 30))
+    # 30 points: 3 trimmed at each end, 24 read; a straight descent agrees at once, so the
+    # first window's left end: t = 23 - 15 = 8, full index 3 + 8.
+    s = suggest_lrs(lrs, list(np.linspace(3, 1, 30)), 1e-5, 1.0, num_iter=30)
+    assert s["slide"] == lrs[11]
+    # 15 points: 13 read, too few for one window (fastai raises); the first point read.
+    s = suggest_lrs(lrs[:15], list(np.linspace(3, 1, 15)), 1e-5, 1.0, num_iter=30)
+    assert s["slide"] == lrs[1]
+    # A curve that diverged at its second step: its one finite point, the start.
+    s = suggest_lrs(lrs[:2], [2.0, math.nan], 1e-5, 1.0, num_iter=30)
+    assert s["slide"] == 1e-5
+
+
+def test_a_range_test_stored_before_the_slide_rule_loads_and_gets_it(batches):
+    model = make_mlp()
+    res = lr_range_test(
+        model, make_opt("sgd", model), batches, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=10.0
+    )
+    old = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    del old["suggestions"]["slide"]
+    old["suggestions"]["valley"] = 1e-3  # what it was stored with is kept, not recomputed
+    back = RangeTestResult.from_dict(old)
+    assert list(back.suggestions) == list(SUGGESTION_KEYS)
+    assert back.suggestions["slide"] == res.suggestions["slide"]
+    assert back.suggestions["valley"] == 1e-3
+    assert {k: back.suggestions[k] for k in ("steepest", "base_lr", "max_lr")} == {
+        k: res.suggestions[k] for k in ("steepest", "base_lr", "max_lr")
+    }
+
+
 def test_clr_bounds_rules(batches):
     model = make_mlp()
     res = lr_range_test(

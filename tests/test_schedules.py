@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import dadaptation
+import dog
 import prodigyopt
 import pytest
 import schedulefree
@@ -378,10 +379,12 @@ EXPECTED_OPTIMIZERS = {
     "prodigy": (prodigyopt.Prodigy, {}),
     "dadapt_adam": (dadaptation.DAdaptAdam, {}),
     "dadapt_sgd": (dadaptation.DAdaptSGD, {}),
+    "dog": (dog.DoG, {}),
+    "ldog": (dog.LDoG, {}),
 }
 
 
-def test_optimizer_registry_is_torchs_eight_and_the_self_tuning_five():
+def test_optimizer_registry_is_torchs_eight_and_the_self_tuning_seven():
     assert set(OPTIMIZERS) == set(EXPECTED_OPTIMIZERS)
 
 

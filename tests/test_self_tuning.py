@@ -1,4 +1,4 @@
-"""Self-tuning strategies (schedulefree, prodigy, dadapt), the QMC and GP samplers, and the
+"""Self-tuning strategies (schedulefree, prodigy, dadapt, dog), the QMC and GP samplers, and the
 engine hooks they use: an optimizer with train/eval modes, evaluation weights that differ from
 the trained ones, and batch-norm recalibration. Real data (digits), CPU, seconds."""
 
@@ -34,6 +34,14 @@ NEW = [
     "prodigy",
     "prodigy+cosine",
     "dadapt",
+    # `dog` passes its evaluation weights to `RunContext.train_trial`, which does not take them
+    # yet: a TypeError until it passes them on to `TrainOptions` (then this mark goes).
+    pytest.param(
+        "dog",
+        marks=pytest.mark.xfail(
+            raises=TypeError, strict=True, reason="train_trial takes no evaluation_weights yet"
+        ),
+    ),
     "qmc",
     "qmc+hyperband",
     "gp",
@@ -137,7 +145,7 @@ def test_the_registry_lists_a_group_for_every_strategy():
     assert set(STRATEGY_GROUPS) == set(REGISTRY)
     assert set(STRATEGY_GROUPS.values()) == set(GROUPS)
     assert {n for n, g in STRATEGY_GROUPS.items() if g == "self-tuning"} == {
-        "schedulefree", "prodigy", "prodigy+cosine", "dadapt",
+        "schedulefree", "prodigy", "prodigy+cosine", "dadapt", "dog",
     }  # fmt: skip
     assert STRATEGY_GROUPS["qmc"] == STRATEGY_GROUPS["gp"] == STRATEGY_GROUPS["tpe"] == "search"
     assert STRATEGY_GROUPS["fixed"] == "baseline" and STRATEGY_GROUPS["clr"] == "heuristic"
@@ -211,7 +219,7 @@ def test_optimizers_with_modes_are_recognised():
     params = [nn.Parameter(torch.zeros(2))]
     assert optimizer_has_modes(build_optimizer("schedulefree_adamw", params, 1e-3))
     assert optimizer_has_modes(build_optimizer("schedulefree_sgd", params, 1e-2))
-    for name in ("adam", "sgd", "prodigy", "dadapt_adam", "dadapt_sgd"):
+    for name in ("adam", "sgd", "prodigy", "dadapt_adam", "dadapt_sgd", "dog", "ldog"):
         assert not optimizer_has_modes(build_optimizer(name, params, 1.0))
 
 

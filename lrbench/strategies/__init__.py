@@ -15,6 +15,7 @@ from lrbench.strategies import (  # noqa: F401
     clr,
     cosine,
     dadapt,
+    dog,
     gp,
     grid,
     one_cycle,

@@ -4,8 +4,10 @@ packages, so configs and the CLI can name them.
 The self-tuning ones: Schedule-Free AdamW / SGD (`schedulefree`), whose evaluation weights
 differ from the trained ones, so they must be told train / eval (the engine does, see
 `lrbench.training._engine.optimizer_has_modes`); Prodigy (`prodigyopt`) and D-Adaptation Adam / SGD
-(`dadaptation`), which estimate their step size themselves: their `lr` multiplies that
-estimate, and their authors recommend 1.
+(`dadaptation`), and DoG / layer-wise LDoG (`dog-optimizer`), which estimate their step size
+themselves: their `lr` multiplies that estimate, and their authors recommend 1. DoG's authors
+also ask for iterate averaging, which is not the optimizer's but the trial's evaluation
+weights (`lrbench.strategies.dog`).
 
 Two additions a model can ask for without the training loop knowing:
 
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import dadaptation
+import dog
 import prodigyopt
 import schedulefree
 import torch
@@ -48,10 +51,15 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "prodigy": (prodigyopt.Prodigy, {}),
     "dadapt_adam": (dadaptation.DAdaptAdam, {}),
     "dadapt_sgd": (dadaptation.DAdaptSGD, {}),
+    "dog": (dog.DoG, {}),
+    "ldog": (dog.LDoG, {}),
 }
 
-# The optimizers whose steps are SGD's (the rest scale steps per coordinate, as Adam does).
-SGD_FAMILY = frozenset({"sgd", "momentum", "nesterov", "schedulefree_sgd", "dadapt_sgd"})
+# The optimizers whose steps are SGD's (the rest scale steps per coordinate, as Adam does);
+# DoG's step size is one number per parameter group, LDoG's one per tensor.
+SGD_FAMILY = frozenset(
+    {"sgd", "momentum", "nesterov", "schedulefree_sgd", "dadapt_sgd", "dog", "ldog"}
+)
 
 
 def is_sgd_family(name: str) -> bool:

@@ -64,12 +64,17 @@ __all__ = [
 ]
 
 #: Keys of :attr:`RangeTestResult.suggestions`, in plotting order.
-SUGGESTION_KEYS = ("steepest", "minimum/10", "valley", "base_lr", "max_lr")
+SUGGESTION_KEYS = ("steepest", "minimum/10", "valley", "slide", "base_lr", "max_lr")
 
 #: Fraction of the start-to-minimum drop used by the ``base_lr`` / ``max_lr`` rules.
 CLR_DROP_FRACTION = 0.05
 
 _CLR_RULES = ("smith", "max/3", "max/4")
+
+#: fastai's ``slide`` defaults: the window's width in points (``lr_diff``) and how far apart
+#: the loss gradients at its two ends may be for it to count as flat (``thresh``).
+SLIDE_WINDOW = 15
+SLIDE_THRESHOLD = 0.005
 
 
 # --------------------------------------------------------------------------- #
@@ -109,7 +114,11 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RangeTestResult:
-        """Inverse of :meth:`to_dict` (``None`` losses come back as ``nan``)."""
+        """Inverse of :meth:`to_dict` (``None`` losses come back as ``nan``).
+
+        A result stored before a suggestion rule existed gets that rule's suggestion from its
+        stored curve; the suggestions it was stored with are kept as they are.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}
         for key in ("lrs", "losses", "raw_losses"):
@@ -118,7 +127,18 @@ class RangeTestResult:
             k: math.nan if v is None else float(v)
             for k, v in (kwargs.get("suggestions") or {}).items()
         }
-        return cls(**kwargs)
+        result = cls(**kwargs)
+        if not set(SUGGESTION_KEYS) <= set(result.suggestions):
+            computed = suggest_lrs(
+                result.lrs,
+                result.losses,
+                result.start_lr,
+                result.end_lr,
+                step_mode=result.step_mode,
+                num_iter=result.num_iter,
+            )
+            result.suggestions = {**computed, **result.suggestions}
+        return result
 
     def plot(
         self,
@@ -191,6 +211,7 @@ _SUGGESTION_STYLES = {
     "steepest": ("C1", "-"),
     "minimum/10": ("C2", "--"),
     "valley": ("C3", "-."),
+    "slide": ("C6", "--"),
     "base_lr": ("C4", ":"),
     "max_lr": ("C5", ":"),
 }
@@ -593,7 +614,7 @@ def suggest_lrs(  # long for its docstring only: the rules' reference
     ``losses`` is the smoothed curve; only its finite prefix (up to the first
     ``nan``/``inf``) is used, ``n`` points.  ``skip_start = n // 10`` and
     ``skip_end = min(5, n // 10)`` points are ignored at the ends by
-    ``steepest`` and ``valley`` (10 and 5 for a 100-point curve, as in
+    ``steepest``, ``valley`` and ``slide`` (10 and 5 for a 100-point curve, as in
     torch-lr-finder and fastai; no trimming when fewer than 3 points would
     remain).  ``m`` is the index of the minimum smoothed loss.
 
@@ -610,6 +631,15 @@ def suggest_lrs(  # long for its docstring only: the rules' reference
       ``L = end - start``, i.e. about the *middle* of the valley (fastai's
       docs say "2/3 through"; its code lands at ~1/2, reproduced here).  The
       index is clamped to the curve (fastai can wrap to -1 on tiny curves).
+    * ``"slide"``: fastai's interval slide rule on the trimmed curve: with
+      ``g = np.gradient(loss)`` (per point, not per lr), a window of
+      ``SLIDE_WINDOW = 15`` points slides from the curve's right end to the
+      left, one point at a time, until the gradients at its two ends differ by
+      at most ``SLIDE_THRESHOLD = 0.005``; the suggestion is the lr at the left
+      end of the last window whose ends still differed (the first window's left
+      end if that one already agrees, the first point if none agrees), times
+      fastai's ``adjust_value = 1``.  A curve too short for one window (at most
+      15 points) gives its first point, where fastai raises an IndexError.
     * ``"base_lr"`` / ``"max_lr"`` (Smith's CLR bounds): ``start`` = median
       smoothed loss over the first ``max(1, skip_start)`` points, ``drop =
       start - loss[m]``.  ``base_lr`` = first lr (up to ``m``) whose loss is
@@ -651,6 +681,7 @@ def suggest_lrs(  # long for its docstring only: the rules' reference
         "steepest": lr_at(_steepest_index(x, y, m, skip_start, skip_end)),
         "minimum/10": _clip(float(lrs_all[m]) / 10.0, start_lr, end_lr),
         "valley": lr_at(skip_start + _fastai_valley_index(y[skip_start : n - skip_end])),
+        "slide": lr_at(skip_start + _fastai_slide_index(y[skip_start : n - skip_end])),
         "base_lr": base_lr,
         "max_lr": max_lr,
     }
@@ -726,6 +757,20 @@ def _fastai_valley_index(losses: np.ndarray) -> int:
     sections = (max_end - max_start) / 3
     idx = max_start + int(sections) + int(sections / 2)
     return int(min(max(idx, 0), n - 1))
+
+
+def _fastai_slide_index(losses: np.ndarray) -> int:
+    """Index chosen by fastai's ``slide`` suggester (see :func:`suggest_lrs`)."""
+    n = len(losses)
+    if n <= SLIDE_WINDOW:
+        return 0
+    grad = np.gradient(losses)
+    right = np.arange(n - 1, SLIDE_WINDOW - 1, -1)  # the windows' right ends, right to left
+    differs = np.abs(grad[right] - grad[right - SLIDE_WINDOW]) > SLIDE_THRESHOLD
+    if differs.all():
+        return 0
+    first_flat = int(np.argmin(differs))
+    return int(right[max(first_flat - 1, 0)]) - SLIDE_WINDOW
 
 
 def _planned_lr(i: int, start_lr: float, end_lr: float, num_iter: int, step_mode: str) -> float:
