@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from lrbench.strategies._base import PlannedTrial, RunContext, Strategy, train_planned
 from lrbench.strategies._options import StrategyOptions, option
 from lrbench.tools import SUGGESTION_KEYS, RangeTestResult, ScheduleSpec
+from lrbench.training import EvaluationWeightsFactory
 
 SUGGESTION_RULES = SUGGESTION_KEYS
 
@@ -85,7 +86,10 @@ class ScheduledStrategy(Strategy):
             if plan is not None:
                 lr, schedule = plan
                 config = ctx.trial_config(lr, schedule=schedule, **self.trial_options(ctx))
-                planned.append(PlannedTrial(ctx, ctx.ask_fixed(lr), config))
+                weights = self.evaluation_weights_for(ctx)
+                planned.append(
+                    PlannedTrial(ctx, ctx.ask_fixed(lr), config, evaluation_weights=weights)
+                )
         if not planned:
             return
         try:
@@ -100,3 +104,8 @@ class ScheduledStrategy(Strategy):
     def trial_options(self, ctx: RunContext) -> dict[str, Any]:
         """Further `RunContext.trial_config` keywords (a self-tuning strategy's own optimizer)."""
         return {}
+
+    def evaluation_weights_for(self, ctx: RunContext) -> EvaluationWeightsFactory | None:
+        """The weights the trial is evaluated at, if not the trained ones (e.g. an average of
+        the iterates); None: the trained ones (or the task's own rule)."""
+        return None
