@@ -331,9 +331,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for r in rows:
         print(
             f"{r['task']:11s} {r['device_name']}: {r['train_examples']} training examples, "
-            f"engine {r['engine_s_per_epoch']:.3f} s/epoch, DataLoader baseline "
-            f"{r['dataloader_s_per_epoch']:.3f} s/epoch, speed-up x{r['speedup']:.1f}"
+            f"engine {r['engine_s_per_epoch']:.3f} s/epoch"
         )
+        print(
+            f"{'':11s} plain tensor loop {r['plain_loop_s_per_epoch']:.3f} s/epoch: "
+            f"engine x{r['vs_plain_loop']:.2f} (its speed over the plain loop's)"
+        )
+        if r["dataloader_s_per_epoch"] is not None:
+            print(
+                f"{'':11s} DataLoader baseline {r['dataloader_s_per_epoch']:.3f} s/epoch: "
+                f"engine x{r['speedup']:.2f}"
+            )
     if args.json:
         print(json.dumps(rows))
     return 0

@@ -4,12 +4,9 @@ Leslie Smith's range test, as popularised by fastai's ``lr_find`` and
 ``torch-lr-finder``: train for ``num_iter`` optimizer steps while the learning
 rate grows from ``start_lr`` to ``end_lr``, record the loss after every step,
 stop once the loss diverges, then put the model and optimizer back exactly as
-they were and suggest learning rates read off the loss curve.
-
-    >>> result = lr_range_test(model, optimizer, train_batches, nn.CrossEntropyLoss())
-    >>> result.suggestions["valley"], result.num_steps
-    >>> base_lr, max_lr = clr_bounds(result, rule="max/4")
-    >>> result.plot(path="lr_range_test.png")
+they were and suggest learning rates read off the loss curve (see `lr_range_test` for an
+example; `clr_bounds(result, rule="max/4")` gives CLR's bounds, `result.plot(path=...)` the
+curve with every suggestion marked).
 
 Learning-rate growth
     Done by real torch schedulers, stepped once after every optimizer step:
@@ -299,6 +296,28 @@ def lr_range_test(  # long for its docstring only: the public API's reference
     The test reads the loss back (one ``.item()``) every step, which the
     divergence check needs.  It consumes the global torch RNG (dropout,
     shuffling inside ``batches``) and does not restore it.
+
+    Example, on scikit-learn's 8x8 digits with a small MLP and SGD:
+
+    >>> import torch
+    >>> from sklearn.datasets import load_digits
+    >>> from lrbench import lr_range_test
+    >>> x, y = load_digits(return_X_y=True)
+    >>> x, y = torch.tensor(x / 16, dtype=torch.float32), torch.tensor(y)
+    >>> batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, len(x) - 63, 64)]
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    ... )
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> result = lr_range_test(model, optimizer, batches, torch.nn.CrossEntropyLoss(),
+    ...                        start_lr=1e-4, end_lr=100.0, num_iter=200)
+    >>> result.stopped_early, result.num_steps < 200     # the loss diverged on the way up
+    (True, True)
+    >>> all(1e-4 <= lr <= 100.0 for lr in result.suggestions.values())
+    True
+    >>> optimizer.param_groups[0]["lr"]                   # model and optimizer put back
+    0.1
     """
     args = check_range_test_args(start_lr, end_lr, num_iter, step_mode, smooth_f, diverge_th)
     if not optimizer.param_groups:
