@@ -1,15 +1,23 @@
 """Seed 002's cosine recipe, as its author's source runs it (`CosineScheduler` in
 `FinalProj/src/cosine_annealing_{50,100,200,400}.py` of fujiwat/DLBasic_2023_MyProject): peak
 0.001, a 5-epoch warm-up that multiplies the rate by min(1, (epoch + 1) / 5), a cosine over
-clip((epoch - 5) / (N - 5), 0, 1), the rate set once per epoch."""
+clip((epoch - 5) / (N - 5), 0, 1), the rate set once per epoch; and a fresh Adam every epoch,
+the strategies' `optimizer_reset` option."""
 
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
+import torch
 
 from lrbench.errors import ConfigError
+from lrbench.storage.records import record_attrs
+from lrbench.strategies import STRATEGIES, RunContext, get_strategy
+from lrbench.tasks import get_task
 from lrbench.tools import ScheduleSpec, replay_schedule
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 PEAK = 0.001
 EPS = np.finfo(np.float64).eps
@@ -87,3 +95,82 @@ def test_a_trial_no_longer_than_the_warmup_is_refused(options):
     # The seed's formula divides by N - warmup; below it the clip turns the rate to 0.
     with pytest.raises(ConfigError, match="seed002_cosine.*warmup must be at least 0 and below"):
         per_epoch(5, **options)
+
+
+# -- the cosine strategy trains it --------------------------------------------------------------
+
+
+def digits_run(strategy, epochs: int = 7) -> tuple[RunContext, optuna.trial.FrozenTrial]:
+    task = get_task("digits")
+    ctx = RunContext(
+        task,
+        task.prepare(torch.device("cpu")),
+        optuna.create_study(direction=task.direction),
+        budget_epochs=epochs,
+        epochs_per_trial=epochs,
+    )
+    strategy.run(ctx)
+    (trial,) = ctx.study.get_trials(deepcopy=False)
+    return ctx, trial
+
+
+def test_cosine_with_the_seeds_schedule_records_the_seeds_rate_every_epoch():
+    _, trial = digits_run(get_strategy("cosine", schedule="seed002_cosine", lr=PEAK))
+    record = record_attrs(trial.user_attrs)
+    assert trial.params["lr"] == PEAK and record["schedule"] == "seed002_cosine"
+    # Each epoch's record holds the rate after it: the next epoch's (0 after the last).
+    recorded = [h["lr"] for h in record["history"]]
+    assert len(recorded) == 7
+    assert max(abs(r - seed_rate(e + 1, 7)) for e, r in enumerate(recorded)) <= AT_FLOAT64
+
+
+def test_seed002_cosine_anneals_to_zero_so_eta_min_is_refused():
+    with pytest.raises(ConfigError, match="strategy 'cosine': eta_min is for schedule cosine"):
+        get_strategy("cosine", schedule="seed002_cosine", eta_min=1e-5)
+
+
+# -- optimizer_reset -----------------------------------------------------------------------------
+
+WITH_RESET = {
+    "fixed",
+    "step",
+    "exp",
+    "cosine",
+    "sgdr",
+    "warmup_cosine",
+    "wsd",
+    "constant_cooldown",
+}
+
+
+def test_the_strategies_that_train_one_configuration_take_optimizer_reset():
+    assert {n for n in STRATEGIES if "optimizer_reset" in get_strategy(n).options} == WITH_RESET
+    for name in WITH_RESET:
+        assert get_strategy(name).options["optimizer_reset"] == "none"
+
+
+@pytest.mark.parametrize("name", sorted(WITH_RESET))
+def test_optimizer_reset_goes_to_the_trial(name):
+    assert get_strategy(name).trial_options(None) == {"optimizer_reset": "none"}
+    asked = get_strategy(name, optimizer_reset="epoch").trial_options(None)
+    assert asked == {"optimizer_reset": "epoch"}
+
+
+def test_an_unknown_reset_is_refused_naming_the_choices():
+    with pytest.raises(
+        ConfigError, match="strategy 'fixed': unknown optimizer_reset 'batch'"
+    ) as e:
+        get_strategy("fixed", optimizer_reset="batch")
+    assert "none, epoch" in str(e.value)
+
+
+def test_a_reset_every_epoch_trains_a_fresh_adam_after_the_first_epoch():
+    _, kept = digits_run(get_strategy("fixed", lr=1e-2), epochs=3)
+    _, reset = digits_run(get_strategy("fixed", lr=1e-2, optimizer_reset="epoch"), epochs=3)
+    kept, reset = record_attrs(kept.user_attrs), record_attrs(reset.user_attrs)
+    assert reset["optimizer_reset"] == "epoch" and kept["optimizer_reset"] == "none"
+    # The same first epoch (the reset comes after it), then Adam starts again: other steps
+    # (digits' accuracy is too coarse to tell them apart; the epoch's mean training loss is not).
+    losses = [[h["train_loss"] for h in r["history"]] for r in (kept, reset)]
+    assert losses[0][0] == losses[1][0]
+    assert losses[0][1] != losses[1][1] and losses[0][2] != losses[1][2]
