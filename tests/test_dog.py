@@ -25,9 +25,6 @@ CPU = torch.device("cpu")
 # `RunContext.train_trial` does not take evaluation weights yet: until it passes them on to
 # `TrainOptions`, a run of the strategy stops with a TypeError. Strict, so that the wiring
 # shows as an unexpected pass and this mark goes.
-UNWIRED = pytest.mark.xfail(
-    raises=TypeError, strict=True, reason="train_trial takes no evaluation_weights yet"
-)
 
 
 class BNDigits(Digits):
@@ -51,14 +48,8 @@ def make_ctx(task, data, epochs: int = 10) -> RunContext:
 def dog_trial(strategy, ctx: RunContext):
     """The trial's configuration and training options as the strategy gives them."""
     lr, schedule = strategy.configure(ctx)
-    options = strategy.trial_options(ctx)
-    config = ctx.trial_config(
-        lr,
-        schedule=schedule,
-        optimizer=options["optimizer"],
-        optimizer_kwargs=options["optimizer_kwargs"],
-    )
-    return config, options["evaluation_weights"]
+    config = ctx.trial_config(lr, schedule=schedule, **strategy.trial_options(ctx))
+    return config, strategy.evaluation_weights_for(ctx)
 
 
 class Recorded(AveragedIterates):
@@ -163,7 +154,7 @@ def test_the_initial_movement_follows_the_packages_advice_and_options_pass_throu
     given = get_strategy("dog", reps_rel=1e-5, weight_decay=1e-4, layerwise=True)
     assert given.optimizer_kwargs(bn_ctx) == {"reps_rel": 1e-5, "weight_decay": 1e-4}
     assert given.trial_options(ctx)["optimizer"] == "ldog"
-    weights = given.trial_options(ctx)["evaluation_weights"](task.build_model(), None)
+    weights = given.evaluation_weights_for(ctx)(task.build_model(), None)
     assert isinstance(weights, AveragedIterates) and weights.averager.gamma == 8.0
     assert (
         get_strategy("dog", avg_gamma=2)
@@ -188,7 +179,6 @@ def test_ldog_trains_with_a_step_size_per_tensor(digits):
     assert len(set(float(eta) for eta in group["eta"])) == len(group["params"]) == 4
 
 
-@UNWIRED
 def test_the_dog_strategy_trains_one_trial_evaluated_at_the_average(digits):
     task, data = digits
     ctx = make_ctx(task, data, epochs=4)

@@ -34,14 +34,7 @@ NEW = [
     "prodigy",
     "prodigy+cosine",
     "dadapt",
-    # `dog` passes its evaluation weights to `RunContext.train_trial`, which does not take them
-    # yet: a TypeError until it passes them on to `TrainOptions` (then this mark goes).
-    pytest.param(
-        "dog",
-        marks=pytest.mark.xfail(
-            raises=TypeError, strict=True, reason="train_trial takes no evaluation_weights yet"
-        ),
-    ),
+    "dog",
     "qmc",
     "qmc+hyperband",
     "gp",

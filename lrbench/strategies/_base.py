@@ -30,6 +30,7 @@ from lrbench.tasks import Task, TaskData
 from lrbench.tools import RangeTestResult, ScheduleSpec
 from lrbench.training import (
     EpochRecord,
+    EvaluationWeightsFactory,
     TrainConfig,
     TrainOptions,
     TrainResult,
@@ -184,6 +185,7 @@ class RunContext:
         stop_rule: StopRule | None = None,
         initial_state: dict | None = None,
         keep_final_state: bool = False,
+        evaluation_weights: EvaluationWeightsFactory | None = None,
         **config: Any,
     ) -> TrainResult:
         """Train one configuration inside `trial`, cut at the remaining budget, and record it:
@@ -197,6 +199,7 @@ class RunContext:
             stop_rule=stop_rule,
             initial_state=initial_state,
             keep_final_state=keep_final_state,
+            evaluation_weights=evaluation_weights,
         )
         return train_planned([planned], phase=phase)[0]
 
@@ -316,8 +319,9 @@ class PlannedTrial:
     """A trial asked for in a run and configured, with how it is watched: `prune` asks the
     study's pruner after every epoch; `stop_rule(vals)` sees the trial's validation values so
     far and stops it when it returns True (the exploit phase's patience rule); `initial_state`
-    starts it from given weights; `keep_final_state` returns the weights it ended with. Trials
-    planned together may belong to several runs of one task (a seed group)."""
+    starts it from given weights; `keep_final_state` returns the weights it ended with;
+    `evaluation_weights` builds the weights it is evaluated at (`TrainOptions`). Trials planned
+    together may belong to several runs of one task (a seed group)."""
 
     ctx: RunContext
     trial: optuna.Trial
@@ -326,6 +330,7 @@ class PlannedTrial:
     stop_rule: StopRule | None = None
     initial_state: dict | None = None
     keep_final_state: bool = False
+    evaluation_weights: EvaluationWeightsFactory | None = None
 
 
 def train_planned(planned: list[PlannedTrial], *, phase: str = "search") -> list[TrainResult]:
@@ -342,6 +347,7 @@ def train_planned(planned: list[PlannedTrial], *, phase: str = "search") -> list
             initial_state=p.initial_state,
             keep_best_state=True,  # record_trial keeps the run's best; the rest are dropped
             keep_final_state=p.keep_final_state,
+            evaluation_weights=p.evaluation_weights,
             evaluate_test=False,  # record_trial measures it where it can matter
         )
         for p, m in zip(planned, monitors)

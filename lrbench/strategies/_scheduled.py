@@ -25,7 +25,7 @@ from lrbench.tools import (
     RangeTestResult,
     ScheduleSpec,
 )
-from lrbench.training import OPTIMIZER_RESETS
+from lrbench.training import OPTIMIZER_RESETS, EvaluationWeightsFactory
 
 SUGGESTION_RULES = SUGGESTION_KEYS
 
@@ -148,7 +148,10 @@ class ScheduledStrategy(Strategy):
             if plan is not None:
                 lr, schedule = plan
                 config = ctx.trial_config(lr, schedule=schedule, **self.trial_options(ctx))
-                planned.append(PlannedTrial(ctx, ctx.ask_fixed(lr), config))
+                weights = self.evaluation_weights_for(ctx)
+                planned.append(
+                    PlannedTrial(ctx, ctx.ask_fixed(lr), config, evaluation_weights=weights)
+                )
         if not planned:
             return
         try:
@@ -164,3 +167,8 @@ class ScheduledStrategy(Strategy):
         """Further `RunContext.trial_config` keywords (a self-tuning strategy's own optimizer):
         the optimizer reset, "none" for a strategy without the option."""
         return {"optimizer_reset": getattr(self.opts, "optimizer_reset", "none")}
+
+    def evaluation_weights_for(self, ctx: RunContext) -> EvaluationWeightsFactory | None:
+        """The weights the trial is evaluated at, if not the trained ones (e.g. an average of
+        the iterates); None: the trained ones (or the task's own rule)."""
+        return None

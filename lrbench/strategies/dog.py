@@ -36,7 +36,7 @@ from lrbench.strategies._base import RunContext, register
 from lrbench.strategies._options import option
 from lrbench.strategies._self_tuning import SelfTuningOptions, SelfTuningStrategy
 from lrbench.tasks import Task
-from lrbench.training import EvaluationWeights
+from lrbench.training import EvaluationWeights, EvaluationWeightsFactory
 
 REPS_REL = 1e-6  # the package's default initial movement
 REPS_REL_BATCH_NORM = 1e-4  # its advice for models with batch normalisation
@@ -68,8 +68,8 @@ class DoGStrategy(SelfTuningStrategy):
             reps_rel = REPS_REL_BATCH_NORM if has_batch_norm(ctx.task) else REPS_REL
         return {**super().optimizer_kwargs(ctx), "reps_rel": reps_rel}
 
-    def trial_options(self, ctx: RunContext) -> dict[str, Any]:
-        return {**super().trial_options(ctx), "evaluation_weights": self.evaluation_weights}
+    def evaluation_weights_for(self, ctx: RunContext) -> EvaluationWeightsFactory:
+        return self.evaluation_weights
 
     def evaluation_weights(
         self, model: nn.Module, optimizer: torch.optim.Optimizer
