@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         schedule=ScheduleSpec.parse(args.schedule) if args.schedule else None,
         seed=args.seed,
+        optimizer_reset=args.optimizer_reset,
     )
     data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
     with _EpochLines(task, config, quiet_bar=args.json) as show:
@@ -512,7 +513,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule",
         nargs="+",
         metavar="NAME [KEY=VALUE ...]",
-        help="lr schedule and its options (default: the task's)",
+        help="lr schedule and its options (default: the task's), e.g. `wsd decay=1-sqrt` or "
+        "`seed002_cosine`; `lrbench list` shows them",
+    )
+    p.add_argument(  # checked by TrainConfig: the parser stays free of the training imports
+        "--optimizer-reset",
+        default="none",
+        metavar="none|epoch",
+        help="epoch: a fresh optimizer every epoch, as seed 002's cosine rows (default: none)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

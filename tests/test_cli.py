@@ -183,6 +183,16 @@ def test_train_human_output_with_schedule_and_options(capsys):
     assert "lr 0.025 " in out and "lr 0.00625 " in out
 
 
+def test_train_the_seeds_cosine_recipe_with_a_fresh_adam_every_epoch(capsys):
+    argv = ["--lr", "1e-3", "--epochs", "6", "--schedule", "seed002_cosine", "--json"]
+    code, out, err = cli(capsys, "train", "digits", *argv, "--optimizer-reset", "epoch")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    # The rate after each epoch: the warm-up's 2/5 ... 5/5, the cosine's start, its end.
+    rates = [h["lr"] for h in result["history"]]
+    assert rates == pytest.approx([4e-4, 6e-4, 8e-4, 1e-3, 1e-3, 0.0], rel=1e-12, abs=1e-18)
+
+
 def test_train_reports_divergence(capsys):
     code, out, err = cli(capsys, "train", "functions", "--lr", "0.2", "--device", "cpu")
     assert code == 0, err
@@ -345,6 +355,15 @@ def test_unknown_optimizer(capsys):
         (["--lr", "0.1", "--schedule", "warmup"], "unknown schedule 'warmup'"),
         (["--lr", "0.1", "--schedule", "step", "gama=0.5"], "unknown option(s) gama"),
         (["--lr", "0.1", "--schedule", "step", "gamma"], "'gamma' is not KEY=VALUE"),
+        (["--lr", "0.1", "--schedule", "wsd", "decay=exp"], "decay must be one of linear, cosine"),
+        (
+            ["--lr", "0.1", "--epochs", "5", "--schedule", "seed002_cosine"],
+            "warmup must be at least 0 and below epochs=5",
+        ),
+        (
+            ["--lr", "0.1", "--optimizer-reset", "batch"],
+            "optimizer_reset must be one of none, epoch",
+        ),
         (["--lr", "0.1", "--task-opt", "hiden=32"], "unknown option(s) hiden"),
         (["--lr", "0.1", "--device", "tpu"], "unknown device 'tpu'"),
     ],

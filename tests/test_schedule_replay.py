@@ -24,6 +24,10 @@ def digits():
         ("sgd", ScheduleSpec("triangular2", {"step_size_epochs": 1})),  # per step, cycling
         ("sgd", ScheduleSpec("step", {"step_size": 2, "gamma": 0.5})),  # per epoch
         ("momentum", ScheduleSpec("exponential", {"gamma": 0.7})),  # per epoch
+        ("adam", ScheduleSpec("warmup_cosine", {"warmup_fraction": 0.2})),  # composed, per step
+        ("adam", ScheduleSpec("wsd", {"interval": "epoch", "warmup": 1, "decay": "cosine"})),
+        ("sgd", ScheduleSpec("constant_cooldown", {"cooldown_fraction": 0.5})),  # 1-sqrt
+        ("adam", ScheduleSpec("seed002_cosine", {"warmup": 2})),  # LambdaLR, per epoch
     ],
     ids=lambda v: v.name if isinstance(v, ScheduleSpec) else v,
 )

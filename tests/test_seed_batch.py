@@ -1,7 +1,8 @@
 """Seeds of one configuration driven together (`lrbench.running._run.run_group`): with a population size of
-3, the three seeds of `fixed`, `cosine` and `one_cycle` train their one trial each as one
-population, and every run stores what it stores when driven alone (one CPU thread: bit for
-bit). A self-tuning strategy, whose optimizer is its own, is still driven run by run.
+3, the three seeds of `fixed` (with and without a fresh optimizer every epoch), `cosine` and
+`one_cycle` train their one trial each as one population, and every run stores what it stores
+when driven alone (one CPU thread: bit for bit). A self-tuning strategy, whose optimizer is its
+own, is still driven run by run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ high = 0.3
 [[strategies]]
 name = "fixed"
 lr = 0.05
+
+[[strategies]]
+name = "fixed"
+label = "fixed-reset"
+lr = 0.05
+optimizer_reset = "epoch"
 
 [[strategies]]
 name = "cosine"
@@ -98,8 +105,8 @@ def test_seeds_of_one_configuration_train_as_one_population_and_store_the_same(
     url = f"sqlite:///{tmp_path / 'together.db'}"
     argv = ["run", str(path), "--storage", url, "--device", "cpu", "--quiet"]
     assert main([*argv, "--population", "3"]) == 0
-    # fixed, cosine, one_cycle together; schedulefree run by run, one trial at a time
-    assert [k for k in sizes if k > 1] == [3, 3, 3] and set(sizes) == {1, 3}
+    # fixed, fixed-reset, cosine, one_cycle together; schedulefree run by run, one at a time
+    assert [k for k in sizes if k > 1] == [3, 3, 3, 3] and set(sizes) == {1, 3}
     ours, ref = stored(url), stored(reference)
     assert sorted(ours) == sorted(ref)
     for name in ref:

@@ -13,6 +13,7 @@ from lrbench.errors import ConfigError
 from lrbench.strategies import (  # noqa: F401
     baselines,
     clr,
+    constant_cooldown,
     cosine,
     dadapt,
     dog,
@@ -26,6 +27,8 @@ from lrbench.strategies import (  # noqa: F401
     schedulefree,
     sigdigit,
     tpe,
+    warmup_cosine,
+    wsd,
 )
 from lrbench.strategies._base import (
     GROUPS,

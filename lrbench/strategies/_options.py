@@ -8,6 +8,9 @@ and the value, never halfway through a run.
     class GridOptions(SamplerOptions):
         n: int = option(8, minimum=1)
 
+Options that pass their own checks but not together (two fractions of one trial adding up to
+more than the trial) are refused by the class's `conflict`.
+
 Types understood: `int`, `float`, `str`, `bool`, each optionally `| None`. A `float` option
 keeps an integer as given (so a stored schedule reads `step_size_epochs=2`, as written);
 strings from a command line are parsed.
@@ -32,12 +35,19 @@ def option(
     *,
     choices: Sequence[str] | None = None,
     minimum: float | None = None,
+    maximum: float | None = None,
     positive: bool = False,
 ) -> Any:
-    """A dataclass field with its checks: allowed `choices`, a `minimum`, or `positive` (> 0)."""
+    """A dataclass field with its checks: allowed `choices`, a `minimum`, a `maximum`, or
+    `positive` (> 0)."""
     return dataclasses.field(
         default=default,
-        metadata={"choices": choices, "minimum": minimum, "positive": positive},
+        metadata={
+            "choices": choices,
+            "minimum": minimum,
+            "maximum": maximum,
+            "positive": positive,
+        },
     )
 
 
@@ -47,6 +57,10 @@ class StrategyOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def conflict(self) -> str | None:
+        """What is wrong with these options together, or None (each passed its own checks)."""
+        return None
 
 
 def option_names(cls: type[StrategyOptions]) -> list[str]:
@@ -68,7 +82,11 @@ def parse_options(owner: str, cls: type[OptionsT], given: Mapping[str, Any]) -> 
     for f in dataclasses.fields(cls):
         if f.name in given:
             values[f.name] = _check(owner, f, hints[f.name], given[f.name])
-    return cls(**values)
+    options = cls(**values)
+    problem = options.conflict()
+    if problem is not None:
+        raise ConfigError(f"{owner}: {problem}")
+    return options
 
 
 def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
@@ -88,6 +106,10 @@ def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise ConfigError(
             f"{owner}: option {f.name}={value!r} must be at least {meta['minimum']:g}"
+        )
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise ConfigError(
+            f"{owner}: option {f.name}={value!r} must be at most {meta['maximum']:g}"
         )
     if meta.get("positive") and not value > 0:
         raise ConfigError(f"{owner}: option {f.name}={value!r} must be positive")

@@ -1,6 +1,6 @@
 """The loop shared by strategies that train one configuration: a fixed rate or a schedule,
 its rate given or taken from an LR range test (range_test, clr, one_cycle, cosine, sgdr,
-step, exp, fixed).
+warmup_cosine, wsd, constant_cooldown, step, exp, fixed).
 
 The range test is run once per run, charged to the budget and stored in the study; the trial
 then trains for the run's epochs per trial, cut at whatever budget is left. The trial's `lr`
@@ -18,8 +18,14 @@ from optuna.trial import TrialState
 
 from lrbench.strategies._base import PlannedTrial, RunContext, Strategy, train_planned
 from lrbench.strategies._options import StrategyOptions, option
-from lrbench.tools import SUGGESTION_KEYS, RangeTestResult, ScheduleSpec
-from lrbench.training import EvaluationWeightsFactory
+from lrbench.tools import (
+    SCHEDULE_INTERVALS,
+    SUGGESTION_KEYS,
+    WARMUP_FRACTION,
+    RangeTestResult,
+    ScheduleSpec,
+)
+from lrbench.training import OPTIMIZER_RESETS, EvaluationWeightsFactory
 
 SUGGESTION_RULES = SUGGESTION_KEYS
 
@@ -34,6 +40,62 @@ class RangeTestOptions(StrategyOptions):
 
     def range_test_kwargs(self) -> dict[str, float | int]:
         return {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_iter": self.num_iter}
+
+
+@dataclass(frozen=True)
+class OptimizerResetOptions(StrategyOptions):
+    """The option of a strategy that trains one configuration with the run's optimizer:
+    "epoch" starts the optimizer afresh at every epoch (its state, such as Adam's moments and
+    step count, dropped), as seed 002's cosine rows trained; "none" keeps one for the trial."""
+
+    optimizer_reset: str = option("none", choices=OPTIMIZER_RESETS)
+
+
+@dataclass(frozen=True)
+class PeakOptions(RangeTestOptions, OptimizerResetOptions):
+    """A schedule's peak: given (`lr`), or the range test's suggestion by `rule`."""
+
+    lr: float | None = option(None, positive=True)
+    rule: str = option("valley", choices=SUGGESTION_RULES)
+
+
+@dataclass(frozen=True)
+class IntervalOptions(PeakOptions):
+    """A schedule whose phases are counted in optimizer steps or in epochs."""
+
+    interval: str = option("step", choices=SCHEDULE_INTERVALS)
+
+    def schedule_options(self) -> dict[str, Any]:
+        return {"interval": self.interval}
+
+
+@dataclass(frozen=True)
+class WarmupOptions(IntervalOptions):
+    """A linear warm-up of `warmup` steps or epochs (by `interval`), or of `warmup_fraction` of
+    the trial (default `WARMUP_FRACTION`)."""
+
+    warmup: int | None = option(None, minimum=0)
+    warmup_fraction: float | None = option(None, minimum=0.0)
+
+    def warmup_share(self) -> float | None:
+        """The warm-up's fraction of the trial; None when it is a count."""
+        if self.warmup is not None:
+            return None
+        return WARMUP_FRACTION if self.warmup_fraction is None else self.warmup_fraction
+
+    def schedule_options(self) -> dict[str, Any]:
+        # The default spelt out: a stored schedule replays the same if the default changes.
+        share = self.warmup_share()
+        length = {"warmup": self.warmup} if share is None else {"warmup_fraction": share}
+        return {**super().schedule_options(), **length}
+
+    def conflict(self) -> str | None:
+        if self.warmup is not None and self.warmup_fraction is not None:
+            return "give warmup (steps or epochs) or warmup_fraction, not both"
+        share = self.warmup_share()
+        if share is not None and share >= 1:
+            return f"warmup_fraction={share!r} leaves nothing after the warm-up"
+        return super().conflict()
 
 
 class ScheduledStrategy(Strategy):
@@ -102,8 +164,9 @@ class ScheduledStrategy(Strategy):
             p.ctx.study.tell(p.trial, p.ctx.objective_value(result))
 
     def trial_options(self, ctx: RunContext) -> dict[str, Any]:
-        """Further `RunContext.trial_config` keywords (a self-tuning strategy's own optimizer)."""
-        return {}
+        """Further `RunContext.trial_config` keywords (a self-tuning strategy's own optimizer):
+        the optimizer reset, "none" for a strategy without the option."""
+        return {"optimizer_reset": getattr(self.opts, "optimizer_reset", "none")}
 
     def evaluation_weights_for(self, ctx: RunContext) -> EvaluationWeightsFactory | None:
         """The weights the trial is evaluated at, if not the trained ones (e.g. an average of

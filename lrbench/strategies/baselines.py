@@ -1,18 +1,19 @@
 """Baselines at a given rate: `fixed` (e.g. the hand-tuned 3e-4 for Adam), `step` decay and
-`exp` decay. Without an `lr` option they use the task's default rate."""
+`exp` decay. Without an `lr` option they use the task's default rate; `optimizer_reset =
+"epoch"` builds a fresh optimizer every epoch (the ablation of seed 002's cosine recipe)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from lrbench.strategies._base import RunContext, register
-from lrbench.strategies._options import StrategyOptions, option
-from lrbench.strategies._scheduled import ScheduledStrategy
+from lrbench.strategies._options import option
+from lrbench.strategies._scheduled import OptimizerResetOptions, ScheduledStrategy
 from lrbench.tools import ScheduleSpec
 
 
 @dataclass(frozen=True)
-class GivenRateOptions(StrategyOptions):
+class GivenRateOptions(OptimizerResetOptions):
     lr: float | None = option(None, positive=True)
 
 

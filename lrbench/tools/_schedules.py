@@ -3,13 +3,17 @@
 Each schedule declares whether it is stepped after every optimizer step ("step") or after every
 epoch ("epoch"). Options are given in epochs where a user thinks in epochs (`step_size_epochs`)
 and converted to optimizer steps here, because the engine steps per-batch schedules per batch.
+The warm-up and decay schedules (`warmup_cosine`, `wsd`, `constant_cooldown`) take an `interval`
+option instead, and count their phases in that unit.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -160,6 +164,156 @@ def _cosine_warm_restarts(opt, ctx, o):
     ), "step"
 
 
+# -- warm-up, stable, decay: compositions of torch's schedulers ----------------------------------
+
+SCHEDULE_INTERVALS = ("step", "epoch")
+WARMUP_FRACTION = 0.05  # the warm-up's share of the trial when no length is given
+WSD_DECAYS = ("linear", "cosine", "1-sqrt")
+COOLDOWNS = ("1-sqrt", "linear")
+# A phase of a composed schedule: its length in the schedule's unit, and its torch scheduler
+# for an optimizer, built only when the phase is used.
+Phase = tuple[int, Callable[[torch.optim.Optimizer], lr_scheduler.LRScheduler]]
+
+
+def _interval_length(ctx: _Ctx, o: dict[str, Any]) -> tuple[str, int]:
+    """The `interval` option and the trial's length in its unit: steps or epochs."""
+    interval = o.pop("interval", "step")
+    if interval not in SCHEDULE_INTERVALS:
+        raise ValueError(
+            f"interval must be one of {', '.join(SCHEDULE_INTERVALS)}, got {interval!r}"
+        )
+    return interval, ctx.total_steps if interval == "step" else max(1, ctx.epochs)
+
+
+def _warmup_length(o: dict[str, Any], total: int) -> int:
+    """The warm-up's length in the schedule's unit: `warmup` as a count, or `warmup_fraction`
+    of the trial (default `WARMUP_FRACTION`) rounded down, so that fractions of a trial that add
+    up to at most 1 always fit in it (the decay's share is rounded to nearest)."""
+    if "warmup" in o and "warmup_fraction" in o:
+        raise ValueError("give warmup (a count) or warmup_fraction, not both")
+    if "warmup" in o:
+        warmup = o.pop("warmup")
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise ValueError(f"warmup must be a whole number of steps or epochs, got {warmup!r}")
+        return warmup
+    fraction = o.pop("warmup_fraction", WARMUP_FRACTION)
+    if not 0 <= fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {fraction!r}")
+    return math.floor(fraction * total + 1e-9)  # 0.29 * 100 is 28.999999999999996
+
+
+def _decay_length(fraction: float, total: int, key: str) -> int:
+    """The last `fraction` of the trial, rounded, at least one step or epoch."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"{key} must be in (0, 1], got {fraction!r}")
+    return max(1, round(fraction * total))
+
+
+def _linear_warmup(warmup: int, start_factor: float | None) -> Phase:
+    # Equal increments of peak/(warmup+1) by default: no unit spent at ~0 and none at the peak
+    # twice (the next phase starts there). LinearLR refuses a start factor of 0.
+    start = 1.0 / (warmup + 1) if start_factor is None else start_factor
+    return warmup, partial(
+        lr_scheduler.LinearLR, start_factor=start, end_factor=1.0, total_iters=warmup
+    )
+
+
+def _one_minus_sqrt(i: int, *, length: int) -> float:
+    """Hägele et al. 2024's cooldown factor, 1 - sqrt(i / length), held at 0 after the end."""
+    return 1.0 - math.sqrt(min(i, length) / length)
+
+
+def _decay(kind: str, length: int) -> Phase:
+    """The decay phase, from the peak to 0 over `length` units. Torch has no class for 1-sqrt:
+    its factor goes to LambdaLR."""
+    if kind == "linear":
+        return length, partial(
+            lr_scheduler.LinearLR, start_factor=1.0, end_factor=0.0, total_iters=length
+        )
+    if kind == "cosine":
+        return length, partial(lr_scheduler.CosineAnnealingLR, T_max=length, eta_min=0.0)
+    if kind == "1-sqrt":
+        return length, partial(
+            lr_scheduler.LambdaLR, lr_lambda=partial(_one_minus_sqrt, length=length)
+        )
+    raise ValueError(f"decay must be one of {', '.join(WSD_DECAYS)}, got {kind!r}")
+
+
+def _in_sequence(opt: torch.optim.Optimizer, phases: list[Phase]) -> lr_scheduler.LRScheduler:
+    """The phases one after another: SequentialLR switches at each one's end. Only phases of
+    some length are built (each torch scheduler sets the rate when built; SequentialLR sets it
+    back), and a single phase is its scheduler alone."""
+    phases = [(n, make) for n, make in phases if n > 0]
+    schedulers = [make(opt) for _, make in phases]
+    if len(schedulers) == 1:
+        return schedulers[0]
+    ends = [sum(n for n, _ in phases[: i + 1]) for i in range(len(phases) - 1)]
+    return lr_scheduler.SequentialLR(opt, schedulers, milestones=ends)
+
+
+def _stable_between(warmup: int, decay: Phase, total: int) -> Phase:
+    """The constant phase: what the warm-up and the decay leave of the trial."""
+    stable = total - warmup - decay[0]
+    if stable < 0:
+        raise ValueError(
+            f"warm-up ({warmup}) and decay ({decay[0]}) are longer than the trial ({total})"
+        )
+    return stable, partial(lr_scheduler.ConstantLR, factor=1.0, total_iters=stable)
+
+
+def _warmup_cosine(opt, ctx, o):
+    interval, total = _interval_length(ctx, o)
+    warmup = _warmup_length(o, total)
+    if warmup >= total:
+        raise ValueError(f"warm-up ({warmup}) leaves nothing of the trial ({total}) to anneal")
+    cosine = partial(
+        lr_scheduler.CosineAnnealingLR, T_max=total - warmup, eta_min=o.pop("eta_min", 0.0)
+    )
+    phases = [_linear_warmup(warmup, o.pop("start_factor", None)), (total - warmup, cosine)]
+    return _in_sequence(opt, phases), interval
+
+
+def _wsd(opt, ctx, o):
+    interval, total = _interval_length(ctx, o)
+    warmup = _warmup_length(o, total)
+    length = _decay_length(o.pop("decay_fraction", 0.1), total, "decay_fraction")
+    decay = _decay(o.pop("decay", "1-sqrt"), length)
+    warm = _linear_warmup(warmup, o.pop("start_factor", None))
+    return _in_sequence(opt, [warm, _stable_between(warmup, decay, total), decay]), interval
+
+
+def _constant_cooldown(opt, ctx, o):
+    interval, total = _interval_length(ctx, o)
+    length = _decay_length(o.pop("cooldown_fraction", 0.2), total, "cooldown_fraction")
+    kind = o.pop("cooldown", "1-sqrt")
+    if kind not in COOLDOWNS:
+        raise ValueError(f"cooldown must be one of {', '.join(COOLDOWNS)}, got {kind!r}")
+    cooldown = _decay(kind, length)
+    return _in_sequence(opt, [_stable_between(0, cooldown, total), cooldown]), interval
+
+
+# -- seed 002's cosine recipe -----------------------------------------------------------------
+
+
+def _seed002_cosine_factor(epoch: int, *, epochs: int, warmup: int) -> float:
+    """The factor of the peak rate in epoch `epoch` (from 0) of seed 002's cosine recipe
+    (`CosineScheduler` in its author's `cosine_annealing_*.py`): a cosine over the epochs after
+    the warm-up, at full height during it, multiplied by the warm-up's min(1, (epoch+1)/warmup)."""
+    progress = min(max((epoch - warmup) / (epochs - warmup), 0.0), 1.0)
+    factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor * min(1.0, (epoch + 1) / warmup) if warmup else factor
+
+
+def _seed002_cosine(opt, ctx, o):
+    # The seed sets the rate once per epoch; its fresh Adam per epoch is the training option
+    # `optimizer_reset`, not the schedule's.
+    epochs, warmup = o.pop("epochs", ctx.epochs), o.pop("warmup", 5)
+    if not 0 <= warmup < epochs:
+        raise ValueError(f"warmup must be at least 0 and below epochs={epochs}, got {warmup!r}")
+    factor = partial(_seed002_cosine_factor, epochs=epochs, warmup=warmup)
+    return lr_scheduler.LambdaLR(opt, factor), "epoch"
+
+
 _BUILDERS: dict[str, tuple[Callable, str]] = {
     "constant": (_constant, "fixed learning rate"),
     "step": (_step, "StepLR: x gamma every step_size epochs"),
@@ -179,6 +333,23 @@ _BUILDERS: dict[str, tuple[Callable, str]] = {
     "cosine_warm_restarts": (
         _cosine_warm_restarts,
         "CosineAnnealingWarmRestarts (SGDR), T_0 in epochs",
+    ),
+    "warmup_cosine": (
+        _warmup_cosine,
+        "LinearLR warm-up, then CosineAnnealingLR to eta_min; interval step|epoch",
+    ),
+    "wsd": (
+        _wsd,
+        "LinearLR warm-up, ConstantLR, decay linear|cosine|1-sqrt over decay_fraction; "
+        "interval step|epoch",
+    ),
+    "constant_cooldown": (
+        _constant_cooldown,
+        "ConstantLR, then cooldown 1-sqrt|linear over cooldown_fraction; interval step|epoch",
+    ),
+    "seed002_cosine": (
+        _seed002_cosine,
+        "seed 002's LambdaLR: cosine after a warm-up, times min(1, (e+1)/warmup), per epoch",
     ),
 }
 SCHEDULES: dict[str, str] = {name: doc for name, (_, doc) in _BUILDERS.items()}
