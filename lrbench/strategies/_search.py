@@ -49,6 +49,7 @@ class SamplerOptions(StrategyOptions):
 
 class SamplerStrategy(Strategy):
     Options = SamplerOptions
+    opts: SamplerOptions
 
     @abstractmethod
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:

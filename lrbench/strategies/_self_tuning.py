@@ -30,6 +30,7 @@ class SelfTuningOptions(StrategyOptions):
 class SelfTuningStrategy(ScheduledStrategy):
     group = "self-tuning"
     Options = SelfTuningOptions
+    opts: SelfTuningOptions
     batches_seeds = False  # its optimizer is its own, not one a population steps per member
 
     @abstractmethod

@@ -41,6 +41,7 @@ class FixedStrategy(_GivenRate):
     name = "fixed"
     description = "one given rate for the whole trial (default: the task's)"
     Options = GivenRateOptions
+    opts: GivenRateOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         return self.rate(ctx), ScheduleSpec("constant")
@@ -51,6 +52,7 @@ class StepStrategy(_GivenRate):
     name = "step"
     description = "StepLR: x gamma every step_size epochs from a given rate"
     Options = StepOptions
+    opts: StepOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         step = self.opts.step_size or max(1, ctx.epochs_per_trial // 3)
@@ -62,6 +64,7 @@ class ExpStrategy(_GivenRate):
     name = "exp"
     description = "ExponentialLR: x gamma every epoch from a given rate"
     Options = ExpOptions
+    opts: ExpOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         return self.rate(ctx), ScheduleSpec("exponential", {"gamma": self.opts.gamma})

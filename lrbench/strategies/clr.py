@@ -28,6 +28,7 @@ class CLRStrategy(ScheduledStrategy):
     group = "heuristic"
     description = "range test -> base_lr, max_lr -> CyclicLR (triangular, triangular2, exp_range)"
     Options = CLROptions
+    opts: CLROptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts

@@ -28,6 +28,7 @@ class ConstantCooldownStrategy(ScheduledStrategy):
         "constant, then a short cooldown (Hägele et al.); peak from a range test or given"
     )
     Options = CooldownOptions
+    opts: CooldownOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts

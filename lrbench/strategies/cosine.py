@@ -47,6 +47,7 @@ class CosineStrategy(ScheduledStrategy):
         "CosineAnnealingLR over the trial, or seed 002's recipe; peak from a range test or given"
     )
     Options = CosineOptions
+    opts: CosineOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts
@@ -62,6 +63,7 @@ class SGDRStrategy(ScheduledStrategy):
         "CosineAnnealingWarmRestarts (T_0 epochs, x T_mult); peak from a range test or given"
     )
     Options = SGDROptions
+    opts: SGDROptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts

@@ -30,6 +30,7 @@ class DAdaptStrategy(SelfTuningStrategy):
     name = "dadapt"
     description = "D-Adaptation Adam / SGD (estimates its step size), lr=1, no schedule"
     Options = DAdaptOptions
+    opts: DAdaptOptions
 
     def optimizer_name(self, ctx: RunContext) -> str:
         return "dadapt_sgd" if trains_with_sgd(ctx) else "dadapt_adam"

@@ -58,6 +58,7 @@ class DoGStrategy(SelfTuningStrategy):
         " evaluated at its iterate average"
     )
     Options = DoGOptions
+    opts: DoGOptions
 
     def optimizer_name(self, ctx: RunContext) -> str:
         return "ldog" if self.opts.layerwise else "dog"

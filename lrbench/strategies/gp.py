@@ -28,6 +28,7 @@ class GPStrategy(SamplerStrategy):
     group = "search"
     description = "optuna GPSampler (Bayesian, Gaussian process), log scale"
     Options = GPOptions
+    opts: GPOptions
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         seed = self.trial_seed(ctx, n_finished)

@@ -25,6 +25,7 @@ class GridStrategy(SamplerStrategy):
     group = "search"
     description = "optuna GridSampler over n log-spaced rates in [low, high]"
     Options = GridOptions
+    opts: GridOptions
 
     def grid(self, ctx: RunContext) -> list[float]:
         # Rounded to 3 significant digits so stored values read as written (no 0.00030000000000000003).

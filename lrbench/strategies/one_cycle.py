@@ -23,6 +23,7 @@ class OneCycleStrategy(ScheduledStrategy):
     group = "heuristic"
     description = "range test -> max_lr -> OneCycleLR over the trial"
     Options = OneCycleOptions
+    opts: OneCycleOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         max_lr = self.peak(ctx, self.opts.rule)

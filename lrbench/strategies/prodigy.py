@@ -26,6 +26,7 @@ class ProdigyStrategy(SelfTuningStrategy):
     name = "prodigy"
     description = "Prodigy (Adam that estimates its step size), lr=1, no schedule"
     Options = ProdigyOptions
+    opts: ProdigyOptions
 
     def optimizer_name(self, ctx: RunContext) -> str:
         return "prodigy"

@@ -23,6 +23,7 @@ class RangeTestStrategy(ScheduledStrategy):
         "LR range test -> one suggestion rule (valley by default) -> training at that fixed rate"
     )
     Options = RangeTestStrategyOptions
+    opts: RangeTestStrategyOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         return self.suggested(ctx, self.opts.rule), ScheduleSpec("constant")

@@ -46,6 +46,7 @@ class ScheduleFreeStrategy(SelfTuningStrategy):
     name = "schedulefree"
     description = "Schedule-Free AdamW / SGD: no schedule, evaluated at the averaged iterate"
     Options = ScheduleFreeOptions
+    opts: ScheduleFreeOptions
 
     def optimizer_name(self, ctx: RunContext) -> str:
         return "schedulefree_sgd" if trains_with_sgd(ctx) else "schedulefree_adamw"

@@ -68,6 +68,7 @@ class SigDigitStrategy(SamplerStrategy):
     group = "search"
     description = "significant-digit search (k kept, D digits) then the seed's exploit phase"
     Options = SigDigitOptions
+    opts: SigDigitOptions
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> SignificantDigitSampler:
         return SignificantDigitSampler(

@@ -37,6 +37,7 @@ class TPEStrategy(SamplerStrategy):
     group = "search"
     description = "optuna TPESampler (Bayesian), log scale"
     Options = TPEOptions
+    opts: TPEOptions
 
     def sampler_for(self, ctx: RunContext, n_finished: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(

@@ -23,6 +23,7 @@ class WarmupCosineStrategy(ScheduledStrategy):
     group = "heuristic"
     description = "LinearLR warm-up, then CosineAnnealingLR; peak from a range test or given"
     Options = WarmupCosineOptions
+    opts: WarmupCosineOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts

@@ -34,6 +34,7 @@ class WSDStrategy(ScheduledStrategy):
     group = "heuristic"
     description = "warm-up, stable, decay (MiniCPM); peak from a range test or given"
     Options = WSDOptions
+    opts: WSDOptions
 
     def configure(self, ctx: RunContext) -> tuple[float, ScheduleSpec]:
         o = self.opts
