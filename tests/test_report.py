@@ -20,6 +20,7 @@ from lrbench.report import load_results, load_runs, make_report, markdown_table,
 from lrbench.report._data import chosen_schedule
 from lrbench.report._figures import replayed_schedule
 from lrbench.report._formatting import fmt_p
+from lrbench.report._stats import paired_value_differences
 from lrbench.storage.records import record_attrs
 from lrbench.strategies import GROUPS, STRATEGY_GROUPS
 
@@ -252,3 +253,21 @@ def test_markdown_table_escapes_and_blanks():
         "| x\\|y | 1.5 |",
         "|  |  |",
     ]
+
+
+def test_paired_differences_table_states_the_computed_pairs(report, storage):
+    results = load_results(storage, "rtest")
+    for task in results.task.unique():
+        of_task = results[results.task == task]
+        pairs = paired_value_differences(of_task, str(of_task.iloc[0]["direction"]))
+        section = _section(report[0].read_text(), task)
+        if pairs is None:
+            assert "### Paired differences" not in section
+            continue
+        rows = _table_after(section, "### Paired differences")
+        assert [r.split("|")[1].strip() for r in rows] == [
+            f"{p.first} − {p.second}" for p in pairs.itertuples()
+        ]
+        assert [r.split("|")[3].strip() for r in rows] == [
+            f"{p.mean:+.2f} ({p.ci_low:+.2f} to {p.ci_high:+.2f})" for p in pairs.itertuples()
+        ]

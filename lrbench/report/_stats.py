@@ -349,3 +349,51 @@ def _finite_order(s: pd.Series) -> np.ndarray:
     v = s.astype(float).to_numpy()
     top = np.nanmax(v[np.isfinite(v)]) + 1 if np.isfinite(v).any() else 1.0
     return np.where(np.isfinite(v), v, top)
+
+
+# A design this small is read pair by pair (an ablation: with and without one part of a
+# recipe); a larger one by ranks and the Wilcoxon table.
+MAX_PAIRED_STRATEGIES = 6
+
+
+def paired_value_differences(
+    results: pd.DataFrame, direction: str, confidence: float = 0.95
+) -> pd.DataFrame | None:
+    """For every pair of strategies, the seed-by-seed differences of the best validation value
+    (first minus second, over the seeds both completed): their mean with a `confidence`
+    t-interval (`scipy.stats.ttest_rel`), median, range and how many seeds favour the first.
+    None when the task has more than MAX_PAIRED_STRATEGIES strategies or no pair shares two
+    seeds."""
+    done = results[(results["status"] == "complete") & np.isfinite(results["best_val"])]
+    wide = done.pivot_table(index="seed", columns="strategy", values="best_val", aggfunc="first")
+    order = [s for s in dict.fromkeys(results["strategy"]) if s in wide.columns]
+    if not 2 <= len(order) <= MAX_PAIRED_STRATEGIES:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    rows = []
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            pair = wide[[a, b]].dropna()
+            if len(pair) < 2:
+                continue
+            diff = (pair[a] - pair[b]).to_numpy(float)
+            if np.ptp(diff) == 0:  # no spread: the interval is the difference itself
+                low = high = float(diff[0])
+            else:
+                ci = scipy.stats.ttest_rel(pair[a], pair[b]).confidence_interval(confidence)
+                low, high = float(ci.low), float(ci.high)
+            rows.append(
+                {
+                    "first": a,
+                    "second": b,
+                    "seeds": len(pair),
+                    "mean": float(diff.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "median": float(np.median(diff)),
+                    "min": float(diff.min()),
+                    "max": float(diff.max()),
+                    "first_better": int(np.sum(sign * diff < 0)),
+                }
+            )
+    return pd.DataFrame(rows) if rows else None
