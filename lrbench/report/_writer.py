@@ -26,7 +26,26 @@ def make_report(
 ) -> Path:
     """Write the comparison report of `suite` (a suite name) from `storage` (default
     `sqlite:///runs/<suite>.db`) into `out` (default `reports/<suite>/`); return `report.md`'s path.
-    `report.html`, `runs.csv` and the PNG figures are written beside it."""
+    `report.html`, `runs.csv` and the PNG figures are written beside it.
+
+    >>> import pathlib, tempfile, lrbench
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "one.toml").write_text('''
+    ... [suite]
+    ... budget_epochs = 3
+    ... [tasks.bowl]
+    ... task = "functions"
+    ... epochs_per_trial = 3
+    ... target = 0.01
+    ... [[strategies]]
+    ... name = "fixed"
+    ... ''')
+    >>> url = lrbench.run_suite(tmp / "one.toml", storage=f"sqlite:///{tmp}/one.db",
+    ...                         progress=False)
+    >>> path = lrbench.make_report("one", url, tmp / "report")
+    >>> path.name, sorted({p.suffix for p in path.parent.iterdir()})
+    ('report.md', ['.csv', '.html', '.md', '.png'])
+    """
     return write_report(suite, storage, out)[0]
 
 

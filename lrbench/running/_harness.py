@@ -95,6 +95,33 @@ def run_suite(
     `workers` processes on this machine claim runs from the storage; other machines started
     the same way on the same storage share the work. Ctrl-C raises `Interrupted` with a
     summary of what is stored.
+
+    Grid search (4 rates) against the task's default rate on the bowl f = 20x² + 2y², two
+    seeds, 12 epochs of budget per run:
+
+    >>> import pathlib, tempfile, lrbench
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "bowls.toml").write_text('''
+    ... [suite]
+    ... seeds = [0, 1]
+    ... budget_epochs = 12
+    ... [tasks.bowl]
+    ... task = "functions"
+    ... epochs_per_trial = 3
+    ... target = 0.01
+    ... low = 1e-3
+    ... high = 0.1
+    ... [[strategies]]
+    ... name = "grid"
+    ... n = 4
+    ... [[strategies]]
+    ... name = "fixed"
+    ... ''')
+    >>> url = lrbench.run_suite(tmp / "bowls.toml", storage=f"sqlite:///{tmp}/bowls.db",
+    ...                         progress=False)
+    >>> results = lrbench.load_results(url, "bowls")
+    >>> results.groupby("strategy").n_trials.sum().to_dict()  # 4 grid points, 1 fixed trial
+    {'fixed': 2, 'grid': 8}
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     options = options or RunOptions(device=device)

@@ -363,7 +363,26 @@ def build_schedule(
     epochs: int,
     steps_per_epoch: int,
 ) -> BuiltSchedule:
-    """Build the torch scheduler named by `spec` for a trial of `epochs` x `steps_per_epoch` steps."""
+    """Build the torch scheduler named by `spec` for a trial of `epochs` x `steps_per_epoch` steps.
+
+    The returned schedule's `after_step` / `after_epoch` step the scheduler at its interval.
+    Seed 002's cosine recipe over 50 epochs: a 5-epoch warm-up at full cosine height, set once
+    per epoch:
+
+    >>> import torch, lrbench
+    >>> optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    >>> schedule = lrbench.build_schedule(lrbench.ScheduleSpec("seed002_cosine"), optimizer,
+    ...                                   lr=1e-3, epochs=50, steps_per_epoch=469)
+    >>> schedule.interval, type(schedule.scheduler).__name__
+    ('epoch', 'LambdaLR')
+    >>> rates = []
+    >>> for epoch in range(7):
+    ...     rates.append(optimizer.param_groups[0]["lr"])
+    ...     optimizer.step()
+    ...     schedule.after_epoch()
+    >>> [f"{r:.6g}" for r in rates]
+    ['0.0002', '0.0004', '0.0006', '0.0008', '0.001', '0.001', '0.000998782']
+    """
     try:
         builder, _ = _BUILDERS[spec.name]
     except KeyError:
