@@ -44,7 +44,7 @@ from typing import Any
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from lrbench.errors import ConfigError, LrbenchError
 from lrbench.tasks import DataOptions, get_task

@@ -55,7 +55,7 @@ class RunContext:
     study: optuna.Study
     seed: int = 0
     budget_epochs: float = 60.0
-    epochs_per_trial: int | None = None
+    epochs_per_trial: int = 0  # 0: the task's default_epochs
     low: float = 1e-5
     high: float = 1.0
     device: torch.device | str = "cpu"
@@ -218,7 +218,12 @@ class RunContext:
         it: the run's chosen configuration is its best trial, which was such a trial when it
         ran, so reports lose nothing, and most trials skip a pass over the test split (on the
         quick suite's VAE, as long as its two epochs of training)."""
-        if not pruned and result.test is None and self._beats_run_best(result):
+        if (
+            not pruned
+            and result.test is None
+            and result.best_state is not None
+            and self._beats_run_best(result)
+        ):
             result.test = test_metric(self.task, self.data, result.best_state, self.device)
         _write_record(trial, config, result, pruned, phase)
         self._charged(result.steps)

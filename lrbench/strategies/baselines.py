@@ -30,6 +30,7 @@ class ExpOptions(GivenRateOptions):
 
 class _GivenRate(ScheduledStrategy):
     group = "baseline"
+    opts: GivenRateOptions
 
     def rate(self, ctx: RunContext) -> float:
         lr = self.opts.lr

@@ -51,9 +51,9 @@ class GridStrategy(SamplerStrategy):
         finished, or failed for their own reason."""
         interrupted = ctx.interrupted_trials()
         return {
-            t.params.get(LR)
+            t.params[LR]
             for t in ctx.study.get_trials(deepcopy=False)
-            if t.number not in interrupted
+            if t.number not in interrupted and LR in t.params
         }
 
     def batch_limit(self, ctx: RunContext) -> int:

@@ -37,7 +37,8 @@ WARMUP_FRACTION = 0.02  # the AlgoPerf self-tuning submission's warmup_factor
 
 @dataclass(frozen=True)
 class ScheduleFreeOptions(SelfTuningOptions):
-    lr: float | None = option(None, positive=True)
+    # None: the recipe's rate for the optimizer chosen (AdamW's or SGD's), not the packages' 1.
+    lr: float | None = option(None, positive=True)  # type: ignore[assignment]
     warmup_steps: int | None = option(None, minimum=0)
 
 
