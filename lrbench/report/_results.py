@@ -293,12 +293,13 @@ def first_reach(run: Run) -> Point | None:
 
 def chosen_trial(run: Run) -> FrozenTrial | None:
     """The configuration the run chose: its COMPLETE trial with the best value (earliest on ties)."""
-    best = None
+    best: FrozenTrial | None = None
+    best_value = math.nan
     for t in run.trials:
         if t.state != TrialState.COMPLETE or t.value is None or not math.isfinite(t.value):
             continue
-        if best is None or run.better(t.value, best.value):
-            best = t
+        if best is None or run.better(t.value, best_value):
+            best, best_value = t, t.value
     return best
 
 

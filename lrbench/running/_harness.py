@@ -18,6 +18,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -195,9 +196,11 @@ def work(
     processes (None: the only process here, which also shows the suite's progress).
     """
     _quiet_interruptions()
-    hb = dict(heartbeat_interval=wopts.heartbeat_interval, grace_period=wopts.grace_period)
-    store = open_storage(url, **hb)
-    queue = RunQueue(open_storage(url, retry_stale=True, **hb), suite.name, _names(runs))
+    beats = partial(
+        open_storage, heartbeat_interval=wopts.heartbeat_interval, grace_period=wopts.grace_period
+    )
+    store = beats(url)
+    queue = RunQueue(beats(url, retry_stale=True), suite.name, _names(runs))
     by_name = {r.study_name: r for r in runs}
     name = "worker" if index is None else f"worker {index + 1}"
     bar = WorkerProgress(wopts.progress, 1 if index is None else index + 1, name)
@@ -242,7 +245,7 @@ def _claim_seed_siblings(
     limit = seed_group_size(run, options) - 1
     if limit <= 0:
         return []
-    wanted, taken = set(siblings(run, runs)), []
+    wanted, taken = set(siblings(run, runs)), list[Claim]()
     while len(taken) < limit and (claim := queue.claim(only=wanted)) is not None:
         taken.append(claim)
         wanted.discard(claim.run)

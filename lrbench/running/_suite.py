@@ -110,7 +110,7 @@ class Suite:
     def runs(self, only: str | None = None) -> list[RunSpec]:
         """Every (task, strategy, seed), optionally filtered by `task/strategy` (either part may be `*`)."""
         want_task, _, want_strategy = (only or "*/*").partition("/")
-        runs = []
+        runs: list[RunSpec] = []
         for task in self.tasks:
             for strat in self.strategies:
                 if strat.tasks is not None and task.label not in strat.tasks:

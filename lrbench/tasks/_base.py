@@ -60,11 +60,12 @@ class Task(ABC):
     direction: ClassVar[str]  # "minimize" or "maximize"
     default_target: ClassVar[float | None] = None
     default_optimizer: ClassVar[str]
-    default_lr: ClassVar[float]
-    default_epochs: ClassVar[int]
-    batch_size: ClassVar[int]
-    optimizer_kwargs: ClassVar[dict[str, Any]] = {}
-    default_schedule: ClassVar[ScheduleSpec] = ScheduleSpec()
+    # The recipe: a class default that a task's options may set per instance (cifar10's does).
+    default_lr: float
+    default_epochs: int
+    batch_size: int
+    optimizer_kwargs: dict[str, Any] = {}
+    default_schedule: ScheduleSpec = ScheduleSpec()
     # A step loss above this multiple of the first step's loss counts as divergence.
     diverge_factor: ClassVar[float] = 10.0
     # Training batches over which batch-norm statistics are recomputed when the evaluated

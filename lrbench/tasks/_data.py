@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -261,7 +262,7 @@ def _refuse_fallback(data_root, folder: Path | None, tried: list[str], name: str
 
 def _locate_fashion(roots: list[Path]) -> tuple[Path | None, list[str]]:
     """The first folder holding all four files, and a line per folder tried."""
-    tried = []
+    tried: list[str] = []
     for root in roots:
         for folder in _fashion_dirs(root):
             found = {name: _find_idx(folder, name) for name in _FASHION_NAMES}
@@ -276,7 +277,8 @@ def _locate_fashion(roots: list[Path]) -> tuple[Path | None, list[str]]:
 
 
 def _read_fashion_folder(folder: Path) -> ArraySplits:
-    paths = {name: _find_idx(folder, name) for name in _FASHION_NAMES}
+    # `folder` was located holding all four files.
+    paths = cast(dict[str, Path], {name: _find_idx(folder, name) for name in _FASHION_NAMES})
     tx, ty = _read_fashion_split(*(paths[n] for n in _FASHION_FILES["train"]))
     vx, vy = _read_fashion_split(*(paths[n] for n in _FASHION_FILES["test"]))
     return ArraySplits(train_x=tx, train_y=ty, test_x=vx, test_y=vy)
@@ -431,7 +433,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _locate_cifar(roots: list[Path]) -> tuple[Path | None, list[str]]:
-    tried = []
+    tried: list[str] = []
     for root in roots:
         folder = root / CIFAR10_DIRNAME
         missing = [

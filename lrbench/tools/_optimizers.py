@@ -150,7 +150,7 @@ class Lookahead:
         # groups at new tensors (`lrbench.training._member.Member.rebind`).
         self.trained: list[list[int]] | None = None
         self.slow: list[list[torch.Tensor]] = []
-        optimizer.lookahead = self  # tells a stacked population step to leave this one alone
+        optimizer.lookahead = self  # type: ignore[attr-defined]  # tells a stacked population step to leave this one alone
         optimizer.register_step_pre_hook(self._start)
         optimizer.register_step_post_hook(self._after_step)
 

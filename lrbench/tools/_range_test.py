@@ -42,7 +42,7 @@ import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -434,7 +434,7 @@ def _checked_val_batches(val_batches: Iterable | None) -> Iterable | None:
         return None
     if iter(val_batches) is val_batches:
         val_batches = list(val_batches)
-    if hasattr(val_batches, "__len__") and len(val_batches) == 0:
+    if isinstance(val_batches, Sized) and len(val_batches) == 0:
         raise ValueError("lr_range_test: val_batches is empty")
     return val_batches
 
@@ -549,7 +549,7 @@ def _val_loss(model, compute_loss, val_batches) -> float:
             total = loss if total is None else total + loss
             count += 1
     model.train()
-    if count == 0:
+    if total is None:
         raise ValueError("lr_range_test: val_batches yielded no batch")
     return float(total) / count
 
