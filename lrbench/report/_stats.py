@@ -304,8 +304,8 @@ def leader_comparison(res: dict[str, Any], alpha: float = ALPHA) -> dict[str, An
         return None
     ranks = res["mean_ranks"]
     leader = min(ranks, key=lambda s: (ranks[s], list(ranks).index(s)))
-    beaten: list[str] = []
-    not_beaten: list[str] = []
+    beaten: list[tuple[str, float]] = []
+    not_beaten: list[tuple[str, float]] = []
     for row in res["wilcoxon"].to_dict("records"):
         if leader not in (row["A"], row["B"]):
             continue

@@ -114,7 +114,7 @@ def design_need(
     if strategy is None:
         return None
     opts = strategy.options
-    base = dict(
+    base: dict[str, Any] = dict(
         label=label or name,
         name=name,
         epochs_per_trial=float(epochs_per_trial),

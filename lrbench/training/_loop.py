@@ -77,7 +77,7 @@ def train_trials(
     if len(configs) > 1 and can_stack(task, configs, options):
         if stacked_step is None:
             stacked_step = device.type == "cuda"
-        form: Form = StackedForm(task, configs, options, device, data, stacked_step)
+        form = StackedForm(task, configs, options, device, data, stacked_step)
         return _Training(task, form, form.ledgers, device, data).run()
     results = []
     for config, opts in zip(configs, options):
