@@ -511,7 +511,7 @@ def test_what_this_shows_says_when_too_few_seeds_allow_no_significance(tmp_path)
     assert "Only 4 seed(s): fewer than 5, so no claim." in text
 
 
-def _results(values: dict[str, list[float]], status: str = "complete") -> pd.DataFrame:
+def _best_values(values: dict[str, list[float]], status: str = "complete") -> pd.DataFrame:
     return pd.DataFrame(
         [
             {"strategy": name, "seed": seed, "status": status, "best_val": v}
@@ -523,7 +523,7 @@ def _results(values: dict[str, list[float]], status: str = "complete") -> pd.Dat
 
 def test_paired_differences_are_the_hand_computed_t_interval_per_pair():
     a, b = [233.9, 234.4, 234.0], [235.1, 234.9, 235.6]
-    out = paired_value_differences(_results({"with": a, "without": b}), "minimize")
+    out = paired_value_differences(_best_values({"with": a, "without": b}), "minimize")
     (row,) = out.itertuples()
     d = np.subtract(a, b)
     half = scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
@@ -533,16 +533,16 @@ def test_paired_differences_are_the_hand_computed_t_interval_per_pair():
     assert (row.median, row.min, row.max) == pytest.approx((np.median(d), d.min(), d.max()))
     assert row.first_better == 3
     # Maximising, the same differences favour the second.
-    (row,) = paired_value_differences(_results({"with": a, "without": b}), "maximize").itertuples()
+    (row,) = paired_value_differences(_best_values({"with": a, "without": b}), "maximize").itertuples()
     assert row.first_better == 0
 
 
 def test_paired_differences_use_only_seeds_both_completed_and_only_small_designs():
-    res = _results({"x": [1.0, 2.0, 4.0], "y": [1.5, 2.5, 3.0]})
+    res = _best_values({"x": [1.0, 2.0, 4.0], "y": [1.5, 2.5, 3.0]})
     res.loc[(res["strategy"] == "y") & (res["seed"] == 2), "status"] = "failed"
     (row,) = paired_value_differences(res, "minimize").itertuples()
     assert row.seeds == 2 and row.mean == pytest.approx(-0.5)
     assert (row.ci_low, row.ci_high) == (-0.5, -0.5)  # the same difference on every seed
-    many = _results({f"s{i}": [float(i), i + 1.0] for i in range(MAX_PAIRED_STRATEGIES + 1)})
+    many = _best_values({f"s{i}": [float(i), i + 1.0] for i in range(MAX_PAIRED_STRATEGIES + 1)})
     assert paired_value_differences(many, "minimize") is None
-    assert paired_value_differences(_results({"x": [1.0], "y": [2.0]}), "minimize") is None
+    assert paired_value_differences(_best_values({"x": [1.0], "y": [2.0]}), "minimize") is None
