@@ -7,9 +7,11 @@ the SQLite file's checksum before and after.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import shutil
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -197,7 +199,12 @@ def stored(tmp_path_factory) -> Path:
 @pytest.fixture
 def storage(stored, tmp_path) -> Path:
     db = tmp_path / "bad.db"
-    shutil.copy(stored, db)
+    # SQLite's backup, not a file copy: the stored run may still sit in the open write-ahead log.
+    with (
+        contextlib.closing(sqlite3.connect(stored)) as src,
+        contextlib.closing(sqlite3.connect(db)) as dst,
+    ):
+        src.backup(dst)
     return db
 
 

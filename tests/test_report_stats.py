@@ -533,7 +533,9 @@ def test_paired_differences_are_the_hand_computed_t_interval_per_pair():
     assert (row.median, row.min, row.max) == pytest.approx((np.median(d), d.min(), d.max()))
     assert row.first_better == 3
     # Maximising, the same differences favour the second.
-    (row,) = paired_value_differences(_best_values({"with": a, "without": b}), "maximize").itertuples()
+    (row,) = paired_value_differences(
+        _best_values({"with": a, "without": b}), "maximize"
+    ).itertuples()
     assert row.first_better == 0
 
 

@@ -3,10 +3,12 @@ over the stored trials of a real (tiny) suite run."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -86,7 +88,12 @@ def suite_storage(tmp_path_factory) -> str:
                 device="cpu",
                 progress=False,
             )
-            shutil.copy(work / "rtest.db", folder / "partial.db")
+            # SQLite's backup, not a file copy: the last writes may sit in the write-ahead log.
+            with (
+                contextlib.closing(sqlite3.connect(work / "rtest.db")) as src,
+                contextlib.closing(sqlite3.connect(folder / "partial.db")) as dst,
+            ):
+                src.backup(dst)
             os.replace(folder / "partial.db", db)
         finally:
             shutil.rmtree(work, ignore_errors=True)
