@@ -31,6 +31,7 @@ from lrbench.report._figures import (
 from lrbench.report._formatting import (
     TaskInfo,
     fmt,
+    fmt_fixed,
     fmt_iqm_ci,
     fmt_median_iqr,
     fmt_p,
@@ -287,9 +288,10 @@ def _reference_section(doc: Document, info: TaskInfo, data: SuiteData) -> None:
             {
                 "strategy": strategy,
                 "epochs": f"{epochs:g}",
-                f"ours (median of {len(g)})": fmt(ours)
+                # Two decimals, as published tables give them: differences of 0.1 matter here.
+                f"ours (median of {len(g)})": fmt_fixed(ours, 2)
                 + (" (trained fewer epochs)" if short else ""),
-                "reference": fmt(ref),
+                "reference": fmt_fixed(ref, 2),
                 "ours − reference": f"{ours - ref:+.2f}" if math.isfinite(ours) else "—",
             }
         )
