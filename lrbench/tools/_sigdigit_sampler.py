@@ -166,6 +166,19 @@ class SignificantDigitSampler(BaseSampler):
     of a study that has no such float, go to ``independent_sampler`` (default
     ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by
     the search. Multi-objective studies raise :class:`ValueError`.
+
+    **Example.** Two rounds, the best two kept, on an objective whose best rate is
+    10**-2.6 (about 0.0025); round 1 tries the decade's nine leading digits:
+
+    >>> import math, optuna, lrbench
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study(sampler=lrbench.SignificantDigitSampler(k=2, digits=2))
+    >>> objective = lambda t: (math.log10(t.suggest_float("lr", 1e-4, 1e-2, log=True)) + 2.6) ** 2
+    >>> study.optimize(objective, n_trials=37)
+    >>> [t.params["lr"] for t in study.trials[:9]]
+    [0.009, 0.008, 0.007, 0.006, 0.005, 0.004, 0.003, 0.002, 0.001]
+    >>> study.best_params
+    {'lr': 0.0025}
     """
 
     def __init__(
