@@ -290,6 +290,33 @@ def test_each_enqueued_run_is_claimed_by_exactly_one_of_three_processes(
         p.join()
     assert sorted(taken) == sorted(names)  # each exactly once
     assert queue.counts() == (30, 0, 30)
+    # The coordinating study says what it is, and holds no value a reader could take for a result.
+    coordinator = optuna.load_study(study_name=coordinator_name("race"), storage=url)
+    assert "not results" in coordinator.user_attrs["lrbench_role"]
+    assert coordinator.metric_names == ["claim (always 0, not a result)"]
+    done = coordinator.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 30 and {t.value for t in done} == {0.0}
+    assert all(t.user_attrs["seconds"] >= 0 for t in done)
+
+
+def test_a_heartbeat_stopped_by_a_storage_error_is_raised_in_the_worker(tmp_path):
+    """The heartbeat thread swallows nothing: when the storage fails it (here the coordinating
+    study was deleted under a held claim), the worker's next `held` check raises the error."""
+    from lrbench.running._claims import RunQueue
+    from lrbench.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'beat.db'}"
+    queue = RunQueue(open_storage(url, heartbeat_interval=1), "beat", ["r0"])
+    queue.enqueue_missing()
+    claim = queue.claim()
+    assert claim is not None and claim.held(every=0)
+    optuna.delete_study(study_name=coordinator_name("beat"), storage=url)
+    deadline = time.monotonic() + 30
+    with pytest.raises(RuntimeError, match="r0: the claim's heartbeat failed") as raised:
+        while time.monotonic() < deadline:  # `every=inf`: only the heartbeat's word
+            claim.held(every=float("inf"))
+            time.sleep(0.05)
+    assert isinstance(raised.value.__cause__, Exception)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -391,6 +418,64 @@ def test_ctrl_c_while_the_workers_are_still_starting_up_prints_no_traceback(tmp_
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
     stop_like_ctrl_c(proc)
+
+
+def no_claim_or_trial_running(url: str) -> None:
+    for s in optuna.get_all_study_summaries(url):
+        study = optuna.load_study(study_name=s.study_name, storage=url)
+        assert TrialState.RUNNING not in {t.state for t in study.trials}, s.study_name
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """The processes of `pids` still alive after up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return alive
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds workers through /proc")
+def test_sigterm_to_the_parent_alone_stops_every_worker_like_ctrl_c(tmp_path):
+    """What a batch scheduler or `docker stop` does: SIGTERM to the main process only."""
+    proc, url = start_ctrl_c_suite(tmp_path)
+    deadline = time.monotonic() + 120
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    workers = worker_processes(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as a shell reports it
+    assert "Traceback" not in err, err
+    summary = [line for line in err.splitlines() if line.startswith("lrbench: interrupted")]
+    assert len(summary) == 1 and "by SIGTERM" in summary[0], err
+    assert wait_gone(workers, 10) == []
+    no_claim_or_trial_running(url)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_workers_of_a_parent_killed_outright_stop_and_give_their_claims_up(tmp_path):
+    proc, url = start_ctrl_c_suite(tmp_path)
+    deadline = time.monotonic() + 120
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    workers = worker_processes(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert wait_gone(workers, 60) == [], "a worker trains on after its parent died"
+    no_claim_or_trial_running(url)
 
 
 def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_path, suite_file):

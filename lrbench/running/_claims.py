@@ -2,17 +2,29 @@
 
 `<suite>/_runs` holds one trial per claim of a run, its user attr `run` naming the run's
 study. Every worker, on any machine, enqueues the runs that have no live claim yet (WAITING,
-RUNNING or COMPLETE) and takes a WAITING one with Optuna's own claim: the storage's
-`set_trial_state_values(trial, RUNNING)`, which moves a trial out of WAITING for exactly one
-caller (what `Study.ask` does to pop an enqueued trial; see `lrbench.storage._open` for SQLite).
-While it drives the run, a thread records the claim's heartbeat; when the run is done the
-claim is told COMPLETE. A worker that dies stops beating: after the grace period any live
-worker's `fail_stale_trials` fails the claim and Optuna's `RetryFailedTrialCallback`
-enqueues it again, and the run resumes from its stored trials.
+RUNNING or COMPLETE) and takes a WAITING one. While it drives the run it records the claim's
+heartbeat; when the run is done the claim is told COMPLETE. A worker that dies stops beating:
+after the grace period any live worker's `optuna.storages.fail_stale_trials` fails the claim
+and Optuna's `RetryFailedTrialCallback` enqueues it again, and the run resumes from its stored
+trials.
 
 Two workers that start at once may both enqueue one run. Of the live claims of a run, the one
 with the lowest trial number is the run's; a worker that wins another one tells it FAIL as a
 duplicate and takes the next. No lock, queue or partition of our own.
+
+Optuna's public API does all of this but two steps, each done with the storage method Optuna
+itself uses for it (both are public methods of `RDBStorage`, which Optuna's docs mark as meant
+for its own use):
+
+- Taking one named run: `Study.ask` pops whichever trial waits first, and creates a new trial
+  when none waits, so a worker could neither take a seed group's sibling runs nor tell "nothing
+  waits" from "a new trial". `storage.set_trial_state_values(trial, RUNNING)` is the step inside
+  `Study.ask` that moves one waiting trial to RUNNING for exactly one caller.
+- The heartbeat: Optuna beats only inside `Study.optimize`, one trial at a time, with a private
+  thread class; a worker here holds a claim for a whole run (a seed group: several claims), so it
+  beats with `storage.record_heartbeat` from a thread of its own. That thread swallows nothing:
+  an error stops it and is raised again in the worker at its next `Claim.held` check, which
+  fails the run's trial in flight and gives the claim up (the run resumes when claimed again).
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,47 +63,66 @@ class Claim:
     lost: bool = False  # another worker declared this claim dead (our heartbeat lapsed)
     _checked: float = field(default_factory=time.monotonic)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _beating: threading.Thread | None = None
+    _beat_error: BaseException | None = None  # what stopped the heartbeat, raised by `held`
 
     def start_heartbeat(self) -> None:
         storage, interval = self.queue.storage, self.queue.storage.heartbeat_interval
 
         def beat() -> None:
-            while not self._stop.is_set():
-                try:
+            try:
+                while not self._stop.is_set():
                     storage.record_heartbeat(self.trial_id)
                     if storage.get_trial(self.trial_id).state != TrialState.RUNNING:
                         self.lost = True
                         return
-                except Exception:  # a storage hiccup: the next beat tries again
-                    pass
-                self._stop.wait(interval)
+                    self._stop.wait(interval)
+            except BaseException as e:  # handed to the worker's thread, which raises it
+                self._beat_error = e
 
-        threading.Thread(target=beat, name=f"heartbeat {self.run}", daemon=True).start()
+        self._beating = threading.Thread(target=beat, name=f"heartbeat {self.run}", daemon=True)
+        self._beating.start()
 
     def held(self, every: float = 1.0) -> bool:
         """Whether this claim is still ours, read from the storage at most every `every`
         seconds (else the heartbeat thread's last word). A worker starved of CPU for longer than
         the grace period is declared dead although it lives; it must stop before it stores
-        another trial of a run that another worker now drives."""
+        another trial of a run that another worker now drives. Raises what stopped the
+        heartbeat (a storage error), since without a beat the claim would soon be lost."""
+        if self._beat_error is not None:
+            raise RuntimeError(f"{self.run}: the claim's heartbeat failed") from self._beat_error
         now = time.monotonic()
-        if not self.lost and now - self._checked >= every:
+        if now - self._checked >= every:
             self._checked = now
-            try:
-                if self.queue.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
-                    self.lost = True
-            except Exception:  # a storage hiccup: the heartbeat thread keeps watching
-                pass
+            self.check_lost()
         return not self.lost
 
-    def complete(self) -> None:
+    def check_lost(self) -> bool:
+        """Read from the storage now whether another worker declared this claim dead."""
+        if (
+            not self.lost
+            and self.queue.storage.get_trial(self.trial_id).state != TrialState.RUNNING
+        ):
+            self.lost = True
+        return self.lost
+
+    def _stop_heartbeat(self) -> None:
         self._stop.set()
-        self.queue.study.tell(
-            self.number, time.perf_counter() - self.started, skip_if_finished=True
-        )
+        if self._beating is not None and self._beating is not threading.current_thread():
+            self._beating.join()
+
+    def complete(self) -> None:
+        self._stop_heartbeat()
+        seconds = time.perf_counter() - self.started
+        try:
+            self.queue.storage.set_trial_user_attr(self.trial_id, ClaimKeys.SECONDS, seconds)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # failed meanwhile by another worker's stale check: nothing to tell
+        self.queue.study.tell(self.number, 0.0, skip_if_finished=True)
 
     def release(self, reason: str) -> None:
         """Give the run up (interrupted, failed): FAIL, so the next `lrbench run` enqueues it."""
-        self._stop.set()
+        self._stop_heartbeat()
         try:
             self.queue.storage.set_trial_user_attr(self.trial_id, ClaimKeys.RELEASED, reason)
             self.queue.study.tell(self.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -109,6 +141,11 @@ class RunQueue:
             storage=storage, study_name=coordinator_name(suite), load_if_exists=True
         )
         self.study_id = storage.get_study_id_from_name(self.study.study_name)
+        if self.study.user_attrs.get(ClaimKeys.ROLE) is None:
+            self.study.set_user_attr(ClaimKeys.ROLE, ClaimKeys.ROLE_TEXT)
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, public all the same
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names([ClaimKeys.METRIC])
 
     def _claims(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return [
@@ -138,7 +175,7 @@ class RunQueue:
             for trial in sorted(waiting, key=lambda t: t.number):
                 if self._take(trial):
                     trial_id = self._claim_id(trial)
-                    claim = Claim(self, trial.number, trial_id, _run_of(trial))
+                    claim = Claim(self, trial.number, trial_id, trial.user_attrs[ClaimKeys.RUN])
                     if self._is_the_runs_claim(claim):
                         # The first beat before any work: Optuna never declares a trial
                         # without one stale. The worker attr follows it, so a claim without

@@ -146,6 +146,15 @@ class ClaimKeys:
     RUN = "run"  # user attr: the claimed run's study name
     RELEASED = "released"  # user attr: why a claim was given up (interrupted, error ...)
     WORKER = "worker"  # user attr: who holds it, "<host>:<pid>"
+    SECONDS = "seconds"  # user attr: how long the claim was held, its run done
+    # The study's user attr and metric name that say what it is, for optuna-dashboard and
+    # `optuna studies`: a claim's value is always 0, never a result.
+    ROLE = "lrbench_role"
+    ROLE_TEXT = (
+        "lrbench's coordination of a suite's runs between workers: one trial per claim of a "
+        "run (user attr 'run'); not results (the runs are the studies <suite>/<task>/...)"
+    )
+    METRIC = "claim (always 0, not a result)"
 
 
 def coordinator_name(suite: str) -> str:
