@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lrbench import interrupts
 from lrbench.errors import ConfigError, Interrupted, LrbenchError, out_of_memory
 from lrbench.report import fmt_fixed as _fmt
 from lrbench.storage import GRACE_S, HEARTBEAT_S
@@ -560,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupts.sigterm_as_interrupt()  # a scheduler's stop is handled like Ctrl-C
     try:
         return args.func(args)
     except Interrupted as e:
@@ -570,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("lrbench: interrupted; everything already stored is kept", file=sys.stderr)
-        return 130
+        return interrupts.exit_code()
     except (RuntimeError, MemoryError) as e:  # torch's out-of-memory errors among them
         oom = out_of_memory(e)
         if oom is None:

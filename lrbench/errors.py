@@ -23,9 +23,12 @@ class ConfigError(LrbenchError):
 
 
 class Interrupted(LrbenchError):
-    """Ctrl-C (SIGINT): the message says what is stored; the CLI exits 130."""
+    """Ctrl-C (SIGINT) or SIGTERM: the message says what is stored; the CLI exits 128 + the
+    signal's number (130, 143)."""
 
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class OutOfMemory(LrbenchError):

@@ -5,8 +5,9 @@ module only starts them, shows the suite's progress, and stops them together:
 
 - Ctrl-C reaches every process of the terminal's group; each stops at its next safe point
   (`lrbench.interrupts`): a worker fails its trial in flight and gives up its claim, once (a
-  second Ctrl-C is ignored), and exits 130 without a traceback. SIGINT sent to this process
-  alone is passed on to the workers.
+  second Ctrl-C is ignored), and exits 130 without a traceback. SIGINT or SIGTERM sent to
+  this process alone is passed on to the workers; a worker whose parent was killed outright
+  is sent SIGTERM by the kernel (Linux) and stops the same way.
 - A worker that meets bad input (a run stored with other settings, corrupt data) sends the
   error here and exits 2; the others are stopped as on Ctrl-C and the error is raised once.
 - A worker that dies (killed, out of memory) is reported; the others go on and take its run
@@ -25,7 +26,13 @@ from queue import Empty
 import optuna
 
 from lrbench.errors import LrbenchError
-from lrbench.interrupts import interrupts_at_safe_points, interrupts_ignored, raise_if_interrupted
+from lrbench.interrupts import (
+    STOP_SIGNALS,
+    interrupts_at_safe_points,
+    interrupts_held,
+    raise_if_interrupted,
+    release_held_interrupts,
+)
 from lrbench.running._claims import RunQueue
 from lrbench.running._progress import SuiteProgress
 from lrbench.storage import open_storage
@@ -43,21 +50,35 @@ def run_in_processes(work, suite, url, runs, only, options, wopts, workers: int)
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(work, suite, runs, url, options, wopts, i, workers, errors, stopping),
+            args=(
+                work,
+                suite,
+                runs,
+                url,
+                options,
+                wopts,
+                i,
+                workers,
+                errors,
+                stopping,
+                os.getpid(),
+            ),
             name=f"lrbench worker {i + 1}",
         )
         for i in range(workers)
     ]
-    with interrupts_ignored():
-        # A new interpreter keeps an ignored SIGINT ignored, so a Ctrl-C that lands while a
-        # worker is still importing cannot print a traceback from the middle of an import;
-        # the worker takes SIGINT up once it runs, and `stopping` tells it of one it missed.
+    with interrupts_held():
+        # A new process inherits the blocked signals, so a Ctrl-C or SIGTERM that lands while
+        # a worker is still importing cannot print a traceback from the middle of an import,
+        # and is not lost either: each process receives it once its handler is in place (this
+        # one when the block ends), and `stopping` tells a worker of one sent to this process.
         for p in procs:
             p.start()
     try:
         _watch(procs, errors, RunQueue(open_storage(url), suite.name, _names(runs)), wopts)
     except BaseException:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
         _stop(procs, stopping)
         raise
 
@@ -132,9 +153,11 @@ def _stop(procs, stopping) -> None:
 
 
 def _worker_main(
-    work, suite, runs, url, options, wopts, index: int, n: int, errors, stopping
+    work, suite, runs, url, options, wopts, index: int, n: int, errors, stopping, parent: int
 ) -> None:
     import torch
+
+    _stop_with_parent(parent)
 
     # Each worker gets its share of the cores: N workers x all-core OpenMP pools oversubscribe
     # the CPU, and small models then spend most of their time waiting at OpenMP barriers
@@ -143,6 +166,7 @@ def _worker_main(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with interrupts_at_safe_points():
+            release_held_interrupts()  # what arrived while this process started is taken now
             if stopping.is_set():  # stopped while this process was starting up
                 raise KeyboardInterrupt
             work(suite, runs, url, options, wopts, index)
@@ -154,4 +178,20 @@ def _worker_main(
     finally:
         # The parent passes SIGINT on to workers still alive; one that is already exiting
         # would otherwise print a KeyboardInterrupt traceback from its exit handlers.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent process dies (Linux's
+    PR_SET_PDEATHSIG), so that a parent killed outright (SIGKILL, out of memory) leaves no
+    worker training on: each stops at its next safe point and gives its claim up. Elsewhere
+    a dead parent's workers finish their runs."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
