@@ -173,6 +173,27 @@ SUITE_CASES: dict[str, tuple[str | None, list[str], list[str]]] = {
         [],
         ["'bad/bowl/fixed/seed0'", "strategy_options", "another --storage"],
     ),
+    # Every identity setting is compared, also for a complete run (which no worker opens).
+    "task option changed since the stored run": (
+        suite_with('function = "bowl"', 'function = "wavy"'),
+        [],
+        ["'bad/bowl/fixed/seed0'", "task_options", "'wavy'", "another --storage"],
+    ),
+    "optimizer changed since the stored run": (
+        suite_with("high = 0.1", 'high = 0.1\noptimizer = "adam"'),
+        [],
+        ["'bad/bowl/fixed/seed0'", "optimizer='sgd'", "'adam'", "another --storage"],
+    ),
+    "optimizer changed since the stored run, two workers": (
+        suite_with("high = 0.1", 'high = 0.1\noptimizer = "adam"'),
+        ["--workers", "2"],
+        ["'bad/bowl/fixed/seed0'", "optimizer='sgd'", "'adam'", "another --storage"],
+    ),
+    "training subset changed since the stored run": (
+        SUITE + "[data]\ntrain_subset = 300\n",
+        [],
+        ["'bad/bowl/fixed/seed0'", "train_subset=None", "300", "another --storage"],
+    ),
     "--only matching nothing": (None, ["--only", "bowl/tpe"], ["--only 'bowl/tpe'", "matches no"]),
     "--workers 0": (None, ["--workers", "0"], ["--workers must be at least 1"]),
     "retired --worker-index": (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import optuna
 
+from lrbench import interrupts
 from lrbench.errors import ConfigError, Interrupted, out_of_memory
 from lrbench.interrupts import interrupts_at_safe_points, interrupts_ignored, raise_if_interrupted
 from lrbench.running._budget_fit import budget_warnings
@@ -34,6 +36,7 @@ from lrbench.running._run import (
     check_same_run,
     describe,
     run_group,
+    run_spec_attrs,
     seed_group_size,
     siblings,
     trained_anything,
@@ -48,7 +51,7 @@ from lrbench.storage import (
     open_storage,
     records,
 )
-from lrbench.storage.records import RunKeys, RunRecord
+from lrbench.storage.records import RunRecord
 from lrbench.tasks import get_task
 from lrbench.training import EpochRecord, resolve_device
 
@@ -133,10 +136,11 @@ def run_suite(
         print(f"lrbench: budget: {line}", file=sys.stderr)
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    _check_data(suite, runs, options if workers == 1 else RunOptions(device="cpu"))
+    checked = options if workers == 1 else RunOptions(device="cpu")
+    _check_data(suite, runs, checked)
     store = open_storage(url)  # a bad URL fails here, once, with a clear message
     try:
-        _check_stored_settings(store, runs)
+        _check_stored_settings(store, suite, runs, checked)
         with interrupts_at_safe_points():
             if workers > 1:
                 run_in_processes(work, suite, url, runs, only, options, wopts, workers)
@@ -145,7 +149,7 @@ def run_suite(
     except KeyboardInterrupt:
         with interrupts_ignored():  # a second Ctrl-C does not cut the summary short
             summary = stored_summary(store, runs, url)
-        raise Interrupted(summary) from None
+        raise Interrupted(summary, interrupts.exit_code()) from None
     finally:
         close_storage(store)
     return url
@@ -163,22 +167,21 @@ def _check_data(suite: Suite, runs: list[RunSpec], options: RunOptions) -> None:
             get_task(run.task.name, **run.task.options).prepare(dev, suite.data)
 
 
-def _check_stored_settings(store: optuna.storages.BaseStorage, runs: list[RunSpec]) -> None:
-    """Refuse at once, before any worker starts, when a run is stored with other settings."""
+def _check_stored_settings(
+    store: optuna.storages.BaseStorage, suite: Suite, runs: list[RunSpec], options: RunOptions
+) -> None:
+    """Refuse at once, before any worker starts, when a run is stored with other settings
+    (every identity setting: a complete run is never opened again, so its check is here)."""
     stored = {s.study_name: s.user_attrs for s in store.get_all_studies()}
+    dev = resolve_device(options.device)
     for run in runs:
         if run.study_name in stored and trained_anything(
             optuna.load_study(study_name=run.study_name, storage=store)
         ):
-            known = {
-                RunKeys.BUDGET_EPOCHS: run.task.budget_epochs,
-                RunKeys.EPOCHS_PER_TRIAL: run.task.epochs_per_trial,
-                RunKeys.TARGET: run.task.target,
-                RunKeys.LOW: run.task.low,
-                RunKeys.HIGH: run.task.high,
-                RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
-            }
-            check_same_run(run.study_name, stored[run.study_name], known)
+            task = get_task(run.task.name, **run.task.options)
+            steps = task.prepare(dev, suite.data).steps_per_epoch  # loaded by _check_data
+            attrs = run_spec_attrs(run, task, steps, str(dev), suite.data)
+            check_same_run(run.study_name, stored[run.study_name], attrs)
 
 
 def work(
@@ -282,7 +285,7 @@ def _drive(
         # Another worker took a run over while this one was starved of CPU: the run is theirs
         # now (a tell of a trial the new owner had failed lands here too), not an error of ours.
         if isinstance(e, ClaimLost) or (
-            not isinstance(e, KeyboardInterrupt) and not all(c.held(every=0) for c in claims)
+            not isinstance(e, KeyboardInterrupt) and any(c.check_lost() for c in claims)
         ):
             bar.finish("taken over by another worker")
             for c in claims:
@@ -317,7 +320,8 @@ def stored_summary(store, runs: list[RunSpec], url: str) -> str:
             complete += 1
         else:
             in_progress += 1
+    by = " by SIGTERM" if interrupts.stop_signal() == signal.SIGTERM else ""
     return (
-        f"interrupted; stored in {url}: {complete} of {len(runs)} runs complete, "
+        f"interrupted{by}; stored in {url}: {complete} of {len(runs)} runs complete, "
         f"{in_progress} in progress, {trials} trials; run the same command again to go on"
     )

@@ -28,7 +28,7 @@ from lrbench.running._suite import RunSpec
 from lrbench.storage import records
 from lrbench.storage.records import RUN_IDENTITY, RunKeys, RunRecord
 from lrbench.strategies import REGISTRY, RunContext, Strategy, get_strategy
-from lrbench.tasks import Task, TaskData, get_task
+from lrbench.tasks import DataOptions, Task, TaskData, get_task
 from lrbench.training import EpochRecord, population_size, resolve_device
 
 EpochHook = Callable[[EpochRecord, str], None]
@@ -66,7 +66,9 @@ class OpenRun:
         return self.ctx.study
 
 
-def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dict[str, Any]:
+def run_spec_attrs(
+    run: RunSpec, task, steps_per_epoch: int, device: str, data_options: DataOptions | None
+) -> dict[str, Any]:
     """What a run's study records about itself: everything a report needs, from storage alone."""
     return {
         RunKeys.SUITE: run.suite,
@@ -87,6 +89,7 @@ def run_spec_attrs(run: RunSpec, task, steps_per_epoch: int, device: str) -> dic
         RunKeys.TASK_OPTIONS: dict(task.options),
         RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
         RunKeys.STEPS_PER_EPOCH: steps_per_epoch,
+        RunKeys.TRAIN_SUBSET: (data_options or DataOptions()).train_subset,
         RunKeys.DEVICE: device,
         RunKeys.REFERENCE: [list(pair) for pair in run.strategy.reference],
         RunKeys.TARGET_PROCEDURE: run.task.target_procedure,
@@ -164,7 +167,8 @@ def run_group(
     opened = [
         o
         for run in runs
-        if (o := open_run(run, storage, task, data, dev, options, on_epoch)) is not None
+        if (o := open_run(run, storage, task, data, dev, options, on_epoch, data_options))
+        is not None
     ]
     if not opened:
         return 0
@@ -220,9 +224,11 @@ def open_run(
     device: torch.device,
     options: RunOptions,
     on_epoch: EpochHook | None,
+    data_options: DataOptions | None = None,
 ) -> OpenRun | None:
     """The run's study opened (created or resumed) and its context; None if it is complete."""
-    study = open_run_study(run, storage, task, data.steps_per_epoch, str(device))
+    attrs = run_spec_attrs(run, task, data.steps_per_epoch, str(device), data_options)
+    study = open_run_study(run, storage, task, attrs)
     if study is None:
         return None
     ctx = RunContext(
@@ -268,14 +274,14 @@ def record_interruption(
 
 
 def open_run_study(
-    run: RunSpec, storage: optuna.storages.BaseStorage, task, steps_per_epoch: int, device: str
+    run: RunSpec, storage: optuna.storages.BaseStorage, task, attrs: dict[str, Any]
 ) -> optuna.Study | None:
     """The run's study, created or resumed and marked running; None if it is complete.
+    `attrs`: the run's settings (`run_spec_attrs`).
 
     Only this worker drives this study (it holds the claim), so trials a killed process left
     RUNNING are failed. Settings a killed process left half-written are written again.
     """
-    attrs = run_spec_attrs(run, task, steps_per_epoch, device)
     study = optuna.create_study(
         storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True
     )

@@ -89,6 +89,7 @@ class RunKeys:
     TASK_OPTIONS = "task_options"
     STRATEGY_OPTIONS = "strategy_options"
     STEPS_PER_EPOCH = "steps_per_epoch"
+    TRAIN_SUBSET = "train_subset"  # the suite's [data] train_subset (None: the whole split)
     DEVICE = "device"
     # Published figures to set beside the run's own: [[epochs, best-so-far value], ...].
     REFERENCE = "reference"
@@ -132,6 +133,7 @@ RUN_SETTINGS = (
     RunKeys.TASK_OPTIONS,
     RunKeys.STRATEGY_OPTIONS,
     RunKeys.STEPS_PER_EPOCH,
+    RunKeys.TRAIN_SUBSET,
     RunKeys.DEVICE,
     RunKeys.REFERENCE,
     RunKeys.TARGET_PROCEDURE,
@@ -177,6 +179,7 @@ RUN_IDENTITY = (
     RunKeys.TASK_OPTIONS,
     RunKeys.STRATEGY_OPTIONS,
     RunKeys.STEPS_PER_EPOCH,
+    RunKeys.TRAIN_SUBSET,
 )
 
 
