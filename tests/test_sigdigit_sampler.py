@@ -11,6 +11,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from lrbench.errors import ConfigError
 from lrbench.tools import SignificantDigitSampler
+from lrbench.tools._sigdigit_sampler import _is_lr_name
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -524,9 +526,9 @@ def test_space_without_float_learning_rate_raises() -> None:
 
     study = optuna.create_study(sampler=SignificantDigitSampler())
 
-    def ambiguous(trial: optuna.Trial) -> float:
-        trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
-        return trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+    def ambiguous(trial: optuna.Trial) -> float:  # two learning-rate names, neither exact
+        trial.suggest_float("actor_lr", 1e-6, 1e-2, log=True)
+        return trial.suggest_float("critic_lr", 1e-5, 1e-2, log=True)
 
     with pytest.raises(ValueError, match="param_name="):
         study.optimize(ambiguous, n_trials=1)
@@ -540,3 +542,76 @@ def test_bad_arguments(kwargs: dict[str, object]) -> None:
         SignificantDigitSampler(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         SignificantDigitSampler(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lr",
+        "LR",
+        "learning_rate",
+        "adam_lr",
+        "lr_actor",
+        "encoder.lr",
+        "head-lr",
+        "max_lr",
+        "base_learning_rate",
+        "learning_rate_init",
+        "Encoder.Learning_Rate",
+        "lr_min",
+    ],
+)
+def test_names_that_say_learning_rate_are_claimed(name: str) -> None:
+    assert _is_lr_name(name)
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        wd = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)  # log, not claimed
+        return closeness(trial.suggest_float(name, 1e-5, 1e-2), 0.0031) + 0 * wd
+
+    study.optimize(objective, n_trials=9)  # a linear float named like a rate is searched
+    assert [t.params[name] for t in study.trials] == ROUND1
+    assert sampler.plan(study)[0].candidates == tuple(ROUND1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "C",
+        "svc_c",
+        "clr_gamma",
+        "weight_decay",
+        "lr_decay",
+        "learning_rate_warmup",
+        "lr0",
+        "flr",
+        "alr_x",
+        "x",
+        "rate",
+        "learning",
+    ],
+)
+def test_names_that_merely_contain_the_letters_are_not_claimed(name: str) -> None:
+    assert not _is_lr_name(name)
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the delegation warning has its own tests
+        study.optimize(lambda t: t.suggest_float(name, 1e-5, 1e-2, log=True), n_trials=9)
+    assert sampler.plan(study) == []
+    assert [t.params[name] for t in study.trials] != ROUND1
+
+
+def test_an_exact_lr_wins_over_other_learning_rate_names() -> None:
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+        lr_min = trial.suggest_float("lr_min", 1e-7, 1e-5, log=True)  # delegated
+        return closeness(lr, 0.0031) + 0 * lr_min
+
+    study.optimize(objective, n_trials=9)
+    assert lrs(study) == ROUND1
+    assert SignificantDigitSampler().plan(study)[0].candidates == tuple(ROUND1)  # from storage

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +28,14 @@ from lrbench.errors import ConfigError
 __all__ = ["SigDigitConfigError", "SigDigitRound", "SignificantDigitSampler"]
 
 _LR_NAMES = ("lr", "learning_rate")
+# A name's parts (lower-cased, split at "_", "." and "-") that say "learning rate".
+_LR_WORDS = (("lr",), ("learning", "rate"))
+# Words that, right after a leading lr/learning_rate, make the name a schedule setting of the
+# rate (lr_decay, lr_gamma, learning_rate_warmup) rather than a rate.
+_SCHEDULE_WORDS = frozenset(
+    "decay gamma factor scale mult multiplier ratio warmup step steps patience power "
+    "schedule scheduler policy cycle milestones".split()
+)
 _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
 _logger = logging.getLogger(__name__)
 
@@ -86,8 +95,33 @@ def _is_searchable(dist: BaseDistribution) -> bool:
     return isinstance(dist, FloatDistribution) and dist.step is None and not dist.single()
 
 
+def _is_exact_lr_name(name: str) -> bool:
+    return name.lower() in _LR_NAMES
+
+
+def _is_lr_name(name: str) -> bool:
+    """Whether a parameter name says it is a learning rate (the sampler's naming rule).
+
+    The name, lower-cased and split at ``_``, ``.`` and ``-``, ends with ``lr`` or
+    ``learning``, ``rate`` (``lr``, ``adam_lr``, ``encoder.lr``, ``base_learning_rate``),
+    or begins with them unless the next part names a schedule setting such as ``decay``,
+    ``gamma``, ``factor``, ``warmup`` (``lr_actor`` and ``learning_rate_init`` are rates,
+    ``lr_decay`` is not). Letters inside a part do not count: ``clr_gamma``, ``C``,
+    ``weight_decay`` and ``lr0`` are not learning-rate names.
+    """
+    parts = re.split(r"[._\-]", name.lower())
+    for word in _LR_WORDS:
+        n = len(word)
+        if tuple(parts[-n:]) == word:
+            return True
+        if tuple(parts[:n]) == word and (len(parts) == n or parts[n] not in _SCHEDULE_WORDS):
+            return True
+    return False
+
+
 def _is_lr_like(name: str, dist: BaseDistribution) -> bool:
-    return _is_searchable(dist) and (dist.log or name in _LR_NAMES)  # type: ignore[union-attr]
+    """A parameter the sampler claims when no param_name is given: its name says so."""
+    return _is_searchable(dist) and _is_lr_name(name)
 
 
 def _to_float(d: Decimal) -> float:
@@ -160,12 +194,19 @@ class SignificantDigitSampler(BaseSampler):
     evaluate, and re-evaluating would duplicate a rate.
 
     **Parameters.** The sampler owns one float parameter: ``param_name``, or else the
-    float parameter named ``lr``/``learning_rate``, or else the first ``log=True``
-    float parameter asked for (ambiguities raise, asking for ``param_name``); stepped
-    and single-value floats are never owned. All other parameters, and every parameter
-    of a study that has no such float, go to ``independent_sampler`` (default
-    ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by
-    the search. Multi-objective studies raise :class:`ValueError`.
+    continuous float parameter whose **name** says it is a learning rate. The rule: the name, lower-cased and split at ``_``, ``.`` and ``-``, ends
+    with ``lr`` or ``learning_rate`` (``lr``, ``adam_lr``, ``encoder.lr``,
+    ``base_learning_rate``), or begins with it unless the next part is a schedule word
+    (``decay``, ``gamma``, ``factor``, ``scale``, ``mult``, ``ratio``, ``warmup``,
+    ``step``, ...): ``lr_actor`` and ``learning_rate_init`` are claimed, ``lr_decay`` is
+    not. Letters inside a part do not count (``clr_gamma``, ``lr0``), and the scale does
+    not matter: a ``log=True`` float named ``C`` or ``weight_decay`` is never claimed, a
+    linear float named ``lr`` is. A name that is exactly ``lr``/``learning_rate`` wins over
+    the other learning-rate names; several others raise, asking for ``param_name``.
+    Stepped and single-value floats are never owned. All other parameters, and every
+    parameter of a study that has no such float, go to ``independent_sampler`` (default
+    ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by the
+    search. Multi-objective studies raise :class:`ValueError`.
 
     **Example.** Two rounds, the best two kept, on an objective whose best rate is
     10**-2.6 (about 0.0025); round 1 tries the decade's nine leading digits:
@@ -391,7 +432,8 @@ class SignificantDigitSampler(BaseSampler):
             for n, d in t.distributions.items():
                 if _is_lr_like(n, d) and n not in names:
                     names.append(n)
-        lr_named = [n for n in _LR_NAMES if n in names]
+        # An exact lr/learning_rate wins (lr before learning_rate), as in _owns.
+        lr_named = sorted((n for n in names if _is_exact_lr_name(n)), key=lambda n: n != "lr")
         if lr_named:
             chosen: str | None = lr_named[0]
         elif len(names) > 1:
@@ -433,11 +475,15 @@ class SignificantDigitSampler(BaseSampler):
                     f"before and is now a {type(dist).__name__}."
                 )
             return _is_searchable(dist)
-        if name in _LR_NAMES and _is_searchable(dist):
+        # An exact lr/learning_rate wins over compound names (lr then lr_min: lr_min is
+        # delegated); any other second learning-rate name is ambiguous.
+        if _is_lr_like(name, dist) and not (
+            _is_exact_lr_name(resolved) and not _is_exact_lr_name(name)
+        ):
             raise SigDigitConfigError(
-                f"SignificantDigitSampler took {resolved!r} (the first log-scale float "
-                f"parameter asked for) as the learning rate, and now {name!r} is asked for; "
-                "pass param_name= to say which one to search."
+                f"SignificantDigitSampler took {resolved!r} (the first float parameter named "
+                f"like a learning rate) as the learning rate, and now {name!r}, also named "
+                "like one, is asked for; pass param_name= to say which one to search."
             )
         return False
 
