@@ -432,10 +432,11 @@ class SignificantDigitSampler(BaseSampler):
             self._warned_delegation = True
         warnings.warn(
             f"SignificantDigitSampler: no parameter of trial {trial.number} "
-            f"({', '.join(sorted(trial.params))}) is a float named like a learning rate "
-            "(lr, learning_rate, adam_lr, lr_actor, encoder.lr, ...), so every parameter "
-            f"goes to the independent sampler {type(self._independent_sampler).__name__} "
-            "and nothing is searched. Pass param_name= to search one.",
+            f"({', '.join(sorted(trial.params))}) is a continuous float named like a "
+            "learning rate (lr, learning_rate, adam_lr, lr_actor, encoder.lr, ...), so every "
+            "parameter goes to the independent sampler "
+            f"{type(self._independent_sampler).__name__} and nothing is searched. "
+            "Pass param_name= to search one.",
             SigDigitDelegationWarning,
             stacklevel=2,
         )
