@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "SignificantDigitSampler": "lrbench.tools",
+    "SigDigitDelegationWarning": "lrbench.tools",
+    "SigDigitSurplusWarning": "lrbench.tools",
     "lr_range_test": "lrbench.tools",
     "RangeTestResult": "lrbench.tools",
     "clr_bounds": "lrbench.tools",

@@ -11,14 +11,17 @@ import tempfile
 import textwrap
 import threading
 import time
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
 import optuna
 import pytest
 
+import lrbench
 from lrbench.errors import ConfigError
 from lrbench.tools import SignificantDigitSampler
+from lrbench.tools._sigdigit_sampler import _is_lr_name
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -261,6 +264,7 @@ def test_ask_and_tell() -> None:
     study.tell(trial, 0.0)
 
 
+@pytest.mark.filterwarnings("ignore::lrbench.SigDigitSurplusWarning")  # surplus on purpose
 def test_fifty_asks_before_any_tell_return_at_once() -> None:
     sampler = SignificantDigitSampler(decade=1e-3)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -292,6 +296,7 @@ def test_unfinished_trial_reserves_instead_of_blocking() -> None:
     assert trial.suggest_float("lr", 1e-5, 1e-2, log=True) == 0.009  # released
 
 
+@pytest.mark.filterwarnings("ignore::lrbench.SigDigitSurplusWarning")  # surplus on purpose
 @pytest.mark.parametrize("holder_thread", ["other", "same"])
 def test_wait_timeout_waits_only_for_other_workers(holder_thread: str) -> None:
     sampler = SignificantDigitSampler(wait_timeout=0.3, poll_interval=0.02)
@@ -320,6 +325,7 @@ def test_wait_timeout_waits_only_for_other_workers(holder_thread: str) -> None:
     assert study.ask().suggest_float("lr", 1e-5, 1e-2, log=True) == 0.0034
 
 
+@pytest.mark.filterwarnings("ignore::lrbench.SigDigitSurplusWarning")  # surplus on purpose
 @pytest.mark.parametrize("wait", [0.0, 30.0])
 def test_threads_share_one_study_without_duplicates(wait: float) -> None:
     sampler = SignificantDigitSampler(decade=1e-4, poll_interval=0.005, wait_timeout=wait)
@@ -511,6 +517,7 @@ def test_other_parameters_go_to_independent_sampler() -> None:
     assert sampler.infer_relative_search_space(study, study.trials[0]) == {}
 
 
+@pytest.mark.filterwarnings("ignore::lrbench.SigDigitDelegationWarning")  # no lr on purpose
 def test_space_without_float_learning_rate_raises() -> None:
     # No float to search: every parameter goes to the independent sampler.
     sampler = SignificantDigitSampler()
@@ -524,9 +531,9 @@ def test_space_without_float_learning_rate_raises() -> None:
 
     study = optuna.create_study(sampler=SignificantDigitSampler())
 
-    def ambiguous(trial: optuna.Trial) -> float:
-        trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
-        return trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+    def ambiguous(trial: optuna.Trial) -> float:  # two learning-rate names, neither exact
+        trial.suggest_float("actor_lr", 1e-6, 1e-2, log=True)
+        return trial.suggest_float("critic_lr", 1e-5, 1e-2, log=True)
 
     with pytest.raises(ValueError, match="param_name="):
         study.optimize(ambiguous, n_trials=1)
@@ -540,3 +547,204 @@ def test_bad_arguments(kwargs: dict[str, object]) -> None:
         SignificantDigitSampler(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         SignificantDigitSampler(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lr",
+        "LR",
+        "learning_rate",
+        "adam_lr",
+        "lr_actor",
+        "encoder.lr",
+        "head-lr",
+        "max_lr",
+        "base_learning_rate",
+        "learning_rate_init",
+        "Encoder.Learning_Rate",
+        "lr_min",
+    ],
+)
+def test_names_that_say_learning_rate_are_claimed(name: str) -> None:
+    assert _is_lr_name(name)
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        wd = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)  # log, not claimed
+        return closeness(trial.suggest_float(name, 1e-5, 1e-2), 0.0031) + 0 * wd
+
+    study.optimize(objective, n_trials=9)  # a linear float named like a rate is searched
+    assert [t.params[name] for t in study.trials] == ROUND1
+    assert sampler.plan(study)[0].candidates == tuple(ROUND1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "C",
+        "svc_c",
+        "clr_gamma",
+        "weight_decay",
+        "lr_decay",
+        "learning_rate_warmup",
+        "lr0",
+        "flr",
+        "alr_x",
+        "x",
+        "rate",
+        "learning",
+    ],
+)
+def test_names_that_merely_contain_the_letters_are_not_claimed(name: str) -> None:
+    assert not _is_lr_name(name)
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the delegation warning has its own tests
+        study.optimize(lambda t: t.suggest_float(name, 1e-5, 1e-2, log=True), n_trials=9)
+    assert sampler.plan(study) == []
+    assert [t.params[name] for t in study.trials] != ROUND1
+
+
+def test_an_exact_lr_wins_over_other_learning_rate_names() -> None:
+    sampler = SignificantDigitSampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+        lr_min = trial.suggest_float("lr_min", 1e-7, 1e-5, log=True)  # delegated
+        return closeness(lr, 0.0031) + 0 * lr_min
+
+    study.optimize(objective, n_trials=9)
+    assert lrs(study) == ROUND1
+    assert SignificantDigitSampler().plan(study)[0].candidates == tuple(ROUND1)  # from storage
+
+
+# --------------------------------------------------------------------------------------------- #
+# The shapes of Optuna's own examples (optuna-examples), with this sampler in place of theirs
+# --------------------------------------------------------------------------------------------- #
+def _of(record: pytest.WarningsRecorder, category: type[Warning]) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, category)]
+
+
+@pytest.mark.parametrize("c_name", ["svc_c", "C"])
+def test_sklearn_example_shape_claims_nothing_and_warns_once(
+    c_name: str, recwarn: pytest.WarningsRecorder
+) -> None:
+    # sklearn/sklearn_simple.py: a classifier, then an SVC's C in [1e-10, 1e10] (log) or a
+    # forest's depth. C is not a learning rate, whatever its scale.
+    sampler = SignificantDigitSampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.suggest_categorical("classifier", ["SVC", "RandomForest"]) == "SVC":
+            return -abs(math.log10(trial.suggest_float(c_name, 1e-10, 1e10, log=True)))
+        return float(trial.suggest_int("rf_max_depth", 2, 32, log=True))
+
+    study.optimize(objective, n_trials=25)
+    delegation = _of(recwarn, lrbench.SigDigitDelegationWarning)
+    assert len(delegation) == 1
+    assert "param_name=" in delegation[0] and "RandomSampler" in delegation[0]
+    assert not _of(recwarn, lrbench.SigDigitSurplusWarning)
+    assert sampler.plan(study) == [] and sampler.surplus_trials(study) == []
+    cs = [t.params[c_name] for t in study.trials if c_name in t.params]
+    assert cs and not {9e9, 8e9, 1e9} & set(cs)  # not the old round 1 of C's decade
+
+
+def test_quadratic_example_shape_warns_once_then_samples_at_random(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    # basic/quadratic.py: x and y uniform, no learning rate.
+    sampler = SignificantDigitSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: t.suggest_float("x", -100, 100) ** 2 + t.suggest_float("y", -1, 1), n_trials=20
+    )
+    delegation = _of(recwarn, lrbench.SigDigitDelegationWarning)
+    assert len(delegation) == 1 and "trial 0 (x, y)" in delegation[0]
+    xs = [t.params["x"] for t in study.trials]
+    assert len(set(xs)) == 20 and sampler.plan(study) == []
+    # Another instance (say, a resumed process) warns once again.
+    other = SignificantDigitSampler(seed=1)
+    optuna.create_study(sampler=other).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert len(_of(recwarn, lrbench.SigDigitDelegationWarning)) == 2
+
+
+def test_pytorch_example_shape_searches_only_lr(recwarn: pytest.WarningsRecorder) -> None:
+    # pytorch/pytorch_simple.py: layers, units and dropout per layer, an optimizer, a log lr in
+    # [1e-5, 1e-1]; intermediate accuracies reported and pruned by MedianPruner, a timeout.
+    sampler = SignificantDigitSampler(seed=0)
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, pruner=optuna.pruners.MedianPruner()
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        n_layers = trial.suggest_int("n_layers", 1, 3)
+        for i in range(n_layers):
+            trial.suggest_int(f"n_units_l{i}", 4, 128, log=True)
+            trial.suggest_float(f"dropout_l{i}", 0.2, 0.5)
+        trial.suggest_categorical("optimizer", ["Adam", "RMSprop", "SGD"])
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        accuracy = 0.0
+        for epoch in range(3):
+            accuracy = (epoch + 1) / 3 * (1 + closeness(lr, 0.0031) / 20)
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return accuracy
+
+    study.optimize(objective, n_trials=12, timeout=60)
+    first = sampler.plan(study)[0]
+    assert first.candidates == (0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01)
+    assert tuple(lrs(study)[:9]) == first.candidates
+    dropouts = {t.params["dropout_l0"] for t in study.trials}
+    assert len(dropouts) == 12 and not dropouts & set(first.candidates)  # delegated
+    assert not _of(recwarn, lrbench.SigDigitDelegationWarning)
+    assert not _of(recwarn, lrbench.SigDigitSurplusWarning)
+
+
+def test_each_surplus_trial_is_warned_as_it_happens(recwarn: pytest.WarningsRecorder) -> None:
+    # One round of nine; the round's last candidate trains long, so the other worker's
+    # trials meanwhile find no free candidate: surplus trials, each warned.
+    sampler = SignificantDigitSampler(k=1, digits=1, decade=1e-3, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+        time.sleep(0.4 if lr == ROUND1[-1] else 0.005)
+        return closeness(lr, 0.0031)
+
+    study.optimize(objective, n_jobs=2, n_trials=60)
+    surplus = sampler.surplus_trials(study)
+    assert surplus and sampler.is_exhausted(study)
+    # A trial asked after the search ended repeats the best rate (listed, not warned).
+    random_rate = [n for n in surplus if study.trials[n].params["lr"] not in ROUND1]
+    messages = _of(recwarn, lrbench.SigDigitSurplusWarning)
+    assert len(messages) == len(random_rate) >= 1
+    warned = sorted(int(m.split("trial ")[1].split(" ")[0]) for m in messages)
+    assert warned == random_rate
+    assert all("round 1" in m and "wait_timeout=" in m and "RandomSampler" in m for m in messages)
+    assert not _of(recwarn, lrbench.SigDigitDelegationWarning)
+
+
+def test_user_attr_says_when_the_best_trial_is_a_surplus_trial() -> None:
+    sampler = SignificantDigitSampler(k=1, digits=1, decade=1e-3, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    held = [study.ask() for _ in ROUND1]  # the whole round is running
+    assert [t.suggest_float("lr", 1e-5, 1e-2, log=True) for t in held] == ROUND1
+    extra = study.ask()
+    with pytest.warns(lrbench.SigDigitSurplusWarning, match=f"trial {extra.number} is a surplus"):
+        rate = extra.suggest_float("lr", 1e-5, 1e-2, log=True)
+    assert rate not in ROUND1 and sampler.surplus_trials(study) == [extra.number]
+    study.tell(held[0], -5.0)
+    assert "sigdigit_best_is_surplus" not in study.user_attrs  # a searched trial is best
+    study.tell(extra, 1.0)  # the surplus trial's rate happens to score best
+    assert study.best_trial.number == extra.number
+    assert study.user_attrs["sigdigit_best_is_surplus"] == extra.number
+    study.tell(held[1], 0.5)  # not better: the surplus trial stays best
+    assert study.user_attrs["sigdigit_best_is_surplus"] == extra.number
+    study.tell(held[2], 2.0)  # a searched trial is best again
+    assert study.best_trial.number == held[2].number
+    assert study.user_attrs["sigdigit_best_is_surplus"] is None

@@ -18,6 +18,8 @@ _EXPORTS = {
     "SignificantDigitSampler": _SAMPLER,
     "SigDigitRound": _SAMPLER,
     "SigDigitConfigError": _SAMPLER,
+    "SigDigitDelegationWarning": _SAMPLER,
+    "SigDigitSurplusWarning": _SAMPLER,
     "lr_range_test": _RANGE_TEST,
     "RangeTestResult": _RANGE_TEST,
     "RangeTestArgs": _RANGE_TEST,

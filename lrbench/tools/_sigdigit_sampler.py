@@ -6,10 +6,11 @@ multi-worker protocol.
 
 from __future__ import annotations
 
-import logging
 import math
+import re
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,15 +25,42 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lrbench.errors import ConfigError
 
-__all__ = ["SigDigitConfigError", "SigDigitRound", "SignificantDigitSampler"]
+__all__ = [
+    "SigDigitConfigError",
+    "SigDigitDelegationWarning",
+    "SigDigitRound",
+    "SigDigitSurplusWarning",
+    "SignificantDigitSampler",
+]
 
 _LR_NAMES = ("lr", "learning_rate")
+# A name's parts (lower-cased, split at "_", "." and "-") that say "learning rate".
+_LR_WORDS = (("lr",), ("learning", "rate"))
+# Words that, right after a leading lr/learning_rate, make the name a schedule setting of the
+# rate (lr_decay, lr_gamma, learning_rate_warmup) rather than a rate.
+_SCHEDULE_WORDS = frozenset(
+    "decay gamma factor scale mult multiplier ratio warmup step steps patience power "
+    "schedule scheduler policy cycle milestones".split()
+)
 _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
-_logger = logging.getLogger(__name__)
+# Study user attr: the number of the study's best trial while that trial is a surplus trial
+# (its rate not the search's own), None once a searched trial is best again.
+BEST_IS_SURPLUS = "sigdigit_best_is_surplus"
 
 
 class SigDigitConfigError(ConfigError, ValueError):
     """Bad sampler argument or search space (a ``ValueError`` and a ``ConfigError``)."""
+
+
+class SigDigitDelegationWarning(UserWarning):
+    """The sampler claims no parameter: no float is named like a learning rate and no
+    ``param_name`` was given, so every parameter goes to the independent sampler. Warned
+    once per sampler instance, after the first finished trial that has parameters."""
+
+
+class SigDigitSurplusWarning(UserWarning):
+    """A trial is a surplus trial: its learning rate comes from the independent sampler, not
+    from the search. Warned when its rate is sampled, one warning per surplus trial."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +114,33 @@ def _is_searchable(dist: BaseDistribution) -> bool:
     return isinstance(dist, FloatDistribution) and dist.step is None and not dist.single()
 
 
+def _is_exact_lr_name(name: str) -> bool:
+    return name.lower() in _LR_NAMES
+
+
+def _is_lr_name(name: str) -> bool:
+    """Whether a parameter name says it is a learning rate (the sampler's naming rule).
+
+    The name, lower-cased and split at ``_``, ``.`` and ``-``, ends with ``lr`` or
+    ``learning``, ``rate`` (``lr``, ``adam_lr``, ``encoder.lr``, ``base_learning_rate``),
+    or begins with them unless the next part names a schedule setting such as ``decay``,
+    ``gamma``, ``factor``, ``warmup`` (``lr_actor`` and ``learning_rate_init`` are rates,
+    ``lr_decay`` is not). Letters inside a part do not count: ``clr_gamma``, ``C``,
+    ``weight_decay`` and ``lr0`` are not learning-rate names.
+    """
+    parts = re.split(r"[._\-]", name.lower())
+    for word in _LR_WORDS:
+        n = len(word)
+        if tuple(parts[-n:]) == word:
+            return True
+        if tuple(parts[:n]) == word and (len(parts) == n or parts[n] not in _SCHEDULE_WORDS):
+            return True
+    return False
+
+
 def _is_lr_like(name: str, dist: BaseDistribution) -> bool:
-    return _is_searchable(dist) and (dist.log or name in _LR_NAMES)  # type: ignore[union-attr]
+    """A parameter the sampler claims when no param_name is given: its name says so."""
+    return _is_searchable(dist) and _is_lr_name(name)
 
 
 def _to_float(d: Decimal) -> float:
@@ -140,8 +193,8 @@ class SignificantDigitSampler(BaseSampler):
     When the open round has no free candidate left (all are running, reserved or done
     but the round's ranking needs a result still running), the trial is a **surplus
     trial**: its learning rate comes from ``independent_sampler`` within the
-    distribution (logged at INFO), it is never a candidate of the search and its result
-    does not rank the rounds. :meth:`surplus_trials` lists them. With
+    distribution (warned with :class:`SigDigitSurplusWarning`), it is never a candidate
+    of the search and its result does not rank the rounds. :meth:`surplus_trials` lists them. With
     ``wait_timeout > 0`` a would-be surplus trial first waits up to that many seconds
     (polling every ``poll_interval`` s) while trials of *other* threads or processes
     hold or reserve the open round's candidates, which suits a pool of workers that would
@@ -160,12 +213,28 @@ class SignificantDigitSampler(BaseSampler):
     evaluate, and re-evaluating would duplicate a rate.
 
     **Parameters.** The sampler owns one float parameter: ``param_name``, or else the
-    float parameter named ``lr``/``learning_rate``, or else the first ``log=True``
-    float parameter asked for (ambiguities raise, asking for ``param_name``); stepped
-    and single-value floats are never owned. All other parameters, and every parameter
-    of a study that has no such float, go to ``independent_sampler`` (default
-    ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by
-    the search. Multi-objective studies raise :class:`ValueError`.
+    continuous float parameter whose **name** says it is a learning rate. The rule: the
+    name, lower-cased and split at ``_``, ``.`` and ``-``, ends with ``lr`` or
+    ``learning_rate`` (``lr``, ``adam_lr``, ``encoder.lr``, ``base_learning_rate``), or
+    begins with it unless the next part is a schedule word (``decay``, ``gamma``,
+    ``factor``, ``scale``, ``mult``, ``ratio``, ``warmup``, ``step``, ...): ``lr_actor``
+    and ``learning_rate_init`` are claimed, ``lr_decay`` is not. Letters inside a part do
+    not count (``clr_gamma``, ``lr0``), and the scale does not matter: a ``log=True``
+    float named ``C`` or ``weight_decay`` is never claimed, a linear float named ``lr``
+    is. A name that is exactly ``lr``/``learning_rate`` wins over the other learning-rate
+    names; several others raise, asking for ``param_name``. Stepped and single-value
+    floats are never owned. All other parameters go to ``independent_sampler`` (default
+    ``RandomSampler(seed=seed)``); trials without the owned parameter are ignored by the
+    search. Multi-objective studies raise :class:`ValueError`.
+
+    **Warnings.** A study whose trials ask for parameters of which none is claimed (no
+    ``param_name``, no float named like a learning rate) is a plain
+    ``independent_sampler`` study: the sampler warns once per instance, at the first
+    finished trial with parameters, with :class:`SigDigitDelegationWarning`. Each surplus
+    trial is announced as its rate is sampled with :class:`SigDigitSurplusWarning`.
+    While the study's best trial (the first COMPLETE trial with the best value) is one of
+    :meth:`surplus_trials`, the study user attr ``"sigdigit_best_is_surplus"`` holds its
+    number; it is set back to None once a searched trial is best again.
 
     **Example.** Two rounds, the best two kept, on an objective whose best rate is
     10**-2.6 (about 0.0025); round 1 tries the decade's nine leading digits:
@@ -223,6 +292,7 @@ class SignificantDigitSampler(BaseSampler):
         # Whether this instance's latest after_trial saw the search still open: a trial it
         # then asks that finds the search finished only raced another worker's last trial.
         self._saw_open = False
+        self._warned_delegation = False
 
     # ------------------------------------------------------------------ BaseSampler API
 
@@ -280,6 +350,7 @@ class SignificantDigitSampler(BaseSampler):
         trials = self._all_trials(study)
         name = self._name(trials)
         if name is None:
+            self._warn_delegation(trial)
             return
         dist = self._latest_distribution(trials, name)
         if not isinstance(dist, FloatDistribution) or not self._first_round(dist):
@@ -287,6 +358,7 @@ class SignificantDigitSampler(BaseSampler):
         analysis = self._analyse(
             trials, name, dist, study.direction, override={trial.number: (state, values)}
         )
+        self._mark_surplus_best(study, trials, trial, state, values, analysis, name)
         self._saw_open = not analysis.exhausted
         if analysis.exhausted:
             try:
@@ -329,14 +401,20 @@ class SignificantDigitSampler(BaseSampler):
         analysis = self._analysis_of(study)
         if analysis is None:
             return []
+        name = self._name(self._all_trials(study))
+        assert name is not None
+        return self._surplus_of(analysis, name)
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _surplus_of(analysis: _Analysis, name: str) -> list[int]:
         own = {
             analysis.holders[c][0].number
             for r in analysis.rounds
             for c in r.candidates
             if c in analysis.holders
         }
-        name = self._name(self._all_trials(study))
-        assert name is not None
         return sorted(
             t.number
             for ts in analysis.holders.values()
@@ -344,7 +422,60 @@ class SignificantDigitSampler(BaseSampler):
             if t.number not in own and name in t.params
         )
 
-    # ------------------------------------------------------------------ internals
+    def _warn_delegation(self, trial: FrozenTrial) -> None:
+        """Once per instance: a trial asked for parameters and the sampler claimed none."""
+        if self._param_name is not None or not trial.params:
+            return
+        with self._lock:
+            if self._warned_delegation:
+                return
+            self._warned_delegation = True
+        warnings.warn(
+            f"SignificantDigitSampler: no parameter of trial {trial.number} "
+            f"({', '.join(sorted(trial.params))}) is a continuous float named like a "
+            "learning rate (lr, learning_rate, adam_lr, lr_actor, encoder.lr, ...), so every "
+            "parameter goes to the independent sampler "
+            f"{type(self._independent_sampler).__name__} and nothing is searched. "
+            "Pass param_name= to search one.",
+            SigDigitDelegationWarning,
+            stacklevel=2,
+        )
+
+    def _mark_surplus_best(
+        self,
+        study: Study,
+        trials: list[FrozenTrial],
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+        analysis: _Analysis,
+        name: str,
+    ) -> None:
+        """Keep the study user attr BEST_IS_SURPLUS: the best trial's number while it is a
+        surplus trial, None once a searched trial is best again.
+
+        after_trial runs before the trial's state is stored, so the best trial is found
+        here (Optuna's rule: the first COMPLETE trial with the best value), with this
+        trial's outcome in place of its stored RUNNING state.
+        """
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        best: tuple[float, int] | None = None
+        for t in trials:
+            st, vs = (state, values) if t.number == trial.number else (t.state, t.values)
+            if st != TrialState.COMPLETE or not vs or math.isnan(float(vs[0])):
+                continue
+            v = float(vs[0])
+            if best is None or (v > best[0] if maximize else v < best[0]):
+                best = (v, t.number)
+        if best is None:
+            return
+        surplus = best[1] in self._surplus_of(analysis, name)
+        # Study's own methods, unbound: under HyperbandPruner `study` is a bracket view.
+        stored = Study.user_attrs.fget(study)  # type: ignore[attr-defined]
+        if surplus and stored.get(BEST_IS_SURPLUS) != best[1]:
+            Study.set_user_attr(study, BEST_IS_SURPLUS, best[1])
+        elif not surplus and stored.get(BEST_IS_SURPLUS) is not None:
+            Study.set_user_attr(study, BEST_IS_SURPLUS, None)
 
     @staticmethod
     def _check_single_objective(study: Study) -> None:
@@ -391,7 +522,8 @@ class SignificantDigitSampler(BaseSampler):
             for n, d in t.distributions.items():
                 if _is_lr_like(n, d) and n not in names:
                     names.append(n)
-        lr_named = [n for n in _LR_NAMES if n in names]
+        # An exact lr/learning_rate wins (lr before learning_rate), as in _owns.
+        lr_named = sorted((n for n in names if _is_exact_lr_name(n)), key=lambda n: n != "lr")
         if lr_named:
             chosen: str | None = lr_named[0]
         elif len(names) > 1:
@@ -433,11 +565,15 @@ class SignificantDigitSampler(BaseSampler):
                     f"before and is now a {type(dist).__name__}."
                 )
             return _is_searchable(dist)
-        if name in _LR_NAMES and _is_searchable(dist):
+        # An exact lr/learning_rate wins over compound names (lr then lr_min: lr_min is
+        # delegated); any other second learning-rate name is ambiguous.
+        if _is_lr_like(name, dist) and not (
+            _is_exact_lr_name(resolved) and not _is_exact_lr_name(name)
+        ):
             raise SigDigitConfigError(
-                f"SignificantDigitSampler took {resolved!r} (the first log-scale float "
-                f"parameter asked for) as the learning rate, and now {name!r} is asked for; "
-                "pass param_name= to say which one to search."
+                f"SignificantDigitSampler took {resolved!r} (the first float parameter named "
+                f"like a learning rate) as the learning rate, and now {name!r}, also named "
+                "like one, is asked for; pass param_name= to say which one to search."
             )
         return False
 
@@ -578,11 +714,13 @@ class SignificantDigitSampler(BaseSampler):
                     )
                 if analysis.best is not None:
                     return analysis.best
-                _logger.warning(
-                    "SignificantDigitSampler: the search is finished and no rate has a "
-                    "score; trial %d gets its learning rate from %s.",
-                    trial.number,
-                    type(self._independent_sampler).__name__,
+                warnings.warn(
+                    f"SignificantDigitSampler: the search is finished and no rate has a "
+                    f"score; trial {trial.number} is a surplus trial, its learning rate "
+                    f"{name!r} comes from the independent sampler "
+                    f"{type(self._independent_sampler).__name__}.",
+                    SigDigitSurplusWarning,
+                    stacklevel=2,
                 )
                 return None
             # Lower-numbered trials that have no rate yet reserve the first free candidates.
@@ -600,13 +738,17 @@ class SignificantDigitSampler(BaseSampler):
                 if t.state == TrialState.RUNNING and self._asked_by.get(t.number) != me
             ]
             if not others or time.monotonic() >= deadline:
-                _logger.info(
-                    "SignificantDigitSampler: round %d has no free candidate for trial %d "
-                    "(%d running or reserved); it is a surplus trial with a rate from %s.",
-                    analysis.rounds[-1].number,
-                    trial.number,
-                    len(analysis.rounds[-1].candidates),
-                    type(self._independent_sampler).__name__,
+                rnd = analysis.rounds[-1]
+                warnings.warn(
+                    f"SignificantDigitSampler: trial {trial.number} is a surplus trial: "
+                    f"round {rnd.number} has no free candidate (all "
+                    f"{len(rnd.candidates)} are taken or reserved, some still running), so "
+                    f"its learning rate {name!r} comes from the independent sampler "
+                    f"{type(self._independent_sampler).__name__} and does not rank the "
+                    "rounds. To have workers wait for a candidate instead, pass "
+                    "wait_timeout= (seconds).",
+                    SigDigitSurplusWarning,
+                    stacklevel=2,
                 )
                 return None
             waited = True
