@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
@@ -81,13 +81,13 @@ def _rate_of(trial: FrozenTrial, name: str) -> float | None:
     return None
 
 
-def _is_searchable(dist: BaseDistribution) -> bool:
+def _is_searchable(dist: BaseDistribution) -> TypeGuard[FloatDistribution]:
     """A continuous float range the search can own (not a grid, not a single value)."""
     return isinstance(dist, FloatDistribution) and dist.step is None and not dist.single()
 
 
 def _is_lr_like(name: str, dist: BaseDistribution) -> bool:
-    return _is_searchable(dist) and (dist.log or name in _LR_NAMES)  # type: ignore[union-attr]
+    return _is_searchable(dist) and (dist.log or name in _LR_NAMES)
 
 
 def _to_float(d: Decimal) -> float:
