@@ -247,6 +247,10 @@ def calibrate_command(
     results = []
     for path, label, task, per_trial, data in jobs:
         out(f"{label}: training {task.name} with seeds {_seed_range(seeds)} ...")
+
+        def on_seed(s: int, v: float, m: str = task.metric) -> None:
+            out(f"  seed {s}: best validation {m} {fmt(v)}")
+
         cal = calibrate_task(
             task,
             label=label,
@@ -257,7 +261,7 @@ def calibrate_command(
             schedule=schedule,
             data_options=data,
             device=device,
-            on_seed=lambda s, v, m=task.metric: out(f"  seed {s}: best validation {m} {fmt(v)}"),
+            on_seed=on_seed,
         )
         if not math.isfinite(cal.target):
             raise ConfigError(
@@ -268,6 +272,7 @@ def calibrate_command(
             f"  proposed target: {fmt(cal.target)} ({'≤' if cal.direction == 'minimize' else '≥'})"
         )
         if write:
+            assert path is not None  # checked above: the tasks are a suite's, all with its path
             write_target(path, label, cal)
             out(f"  written to {path} [tasks.{label}]")
         results.append(cal)

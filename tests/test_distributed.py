@@ -463,7 +463,9 @@ def test_sigterm_to_the_parent_alone_stops_every_worker_like_ctrl_c(tmp_path):
     no_claim_or_trial_running(url)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the kernel's parent-death signal"
+)
 def test_workers_of_a_parent_killed_outright_stop_and_give_their_claims_up(tmp_path):
     proc, url = start_ctrl_c_suite(tmp_path)
     deadline = time.monotonic() + 120

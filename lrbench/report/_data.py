@@ -109,7 +109,8 @@ def planned_epochs(run: Run, trial) -> int:
     if rec.phase != "exploit":
         return per_trial
     # The old exploit phase trained for the budget left when it started.
-    spe = int(run.record.steps_per_epoch)
+    spe = run.record.steps_per_epoch
+    assert spe is not None  # a report reads only `readable` runs, which store it
     spent = run.record.overhead_steps + sum(
         run.trial_record(t).steps for t in run.counted_trials if t.number < trial.number
     )
@@ -144,12 +145,14 @@ class ChosenSchedule:
 
     @property
     def steps_per_epoch(self) -> int:
-        return int(self.run.record.steps_per_epoch)
+        spe = self.run.record.steps_per_epoch
+        assert spe is not None  # a report reads only `readable` runs, which store it
+        return int(spe)
 
     def planned_epochs(self) -> int:
         return planned_epochs(self.run, self.trial)
 
-    def recorded(self) -> tuple[list[float], list[float]]:
+    def recorded(self) -> tuple[list[float], list[float | None]]:
         """(epochs done, rate) at the end of each epoch, as the engine recorded them."""
         hist = self.run.trial_record(self.trial).history
         return [h.epochs_done for h in hist], [h.lr for h in hist]

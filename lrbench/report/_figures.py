@@ -251,9 +251,11 @@ def _padded_limits(ax, values: np.ndarray, direction: str | None) -> tuple[float
     t = tr.transform(v.reshape(-1, 1)).ravel()
     lo, hi = float(t.min()), float(t.max())
     span = hi - lo or (abs(hi) * 0.1 or 1.0)
-    below, above = {"minimize": (0.05, 0.15), "maximize": (0.15, 0.05)}.get(
-        direction, (0.05, 0.05)
-    )
+    margins: dict[str | None, tuple[float, float]] = {
+        "minimize": (0.05, 0.15),
+        "maximize": (0.15, 0.05),
+    }
+    below, above = margins.get(direction, (0.05, 0.05))
     lo, hi = lo - below * span, hi + above * span
     back = tr.inverted().transform(np.array([[lo], [hi]])).ravel()
     lo_data, hi_data = float(back[0]), float(back[1])
@@ -310,14 +312,16 @@ def fig_schedules(info: TaskInfo, runs: list[Run], order: list[str]):
     """The chosen trial's schedule per strategy (lowest seed), replayed; dots: recorded rates."""
     fig, axes = _figure(12, 5.5)  # wide: the legend spells out every schedule
     ax = axes[0, 0]
-    notes, all_rates, seeds = [], [], set()
+    notes: list[str] = []
+    all_rates: list[float] = []
+    seeds: set[int] = set()
     by_strategy: dict[str, Run] = {}
-    for r in sorted(runs, key=lambda r: r.seed):
-        by_strategy.setdefault(r.strategy, r)
+    for run in sorted(runs, key=lambda r: r.seed):
+        by_strategy.setdefault(run.strategy, run)
     for s in order:
         r = by_strategy.get(s)
         chosen = chosen_schedule(r) if r is not None else None
-        if chosen is None:
+        if r is None or chosen is None:
             continue
         spe = chosen.steps_per_epoch
         try:

@@ -19,7 +19,7 @@ how many epochs had been trained (`epochs_done`) when each validation value was 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -490,7 +490,7 @@ def anytime_curves(
     return pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]
 
 
-def quantile(values: Sequence[float], q: float) -> float:
+def quantile(values: Iterable[float], q: float) -> float:
     """Linear-interpolation quantile (numpy's default) that keeps +-inf meaningful.
 
     Between a finite value and +inf the answer is +inf (an unreached run pulls the quantile to

@@ -184,7 +184,7 @@ def by_group(summary: pd.DataFrame, results: pd.DataFrame, trials: pd.DataFrame)
 
     names = dict(zip(results["strategy"], results["strategy_name"]))
     out = summary.assign(
-        group=[STRATEGY_GROUPS.get(names.get(s), "other") for s in summary["strategy"]]
+        group=[STRATEGY_GROUPS.get(names.get(s, ""), "other") for s in summary["strategy"]]
     )
     used = trials.dropna(subset=["optimizer"]).groupby("strategy", sort=False)["optimizer"]
     trained = {s: ", ".join(sorted(set(map(str, v)))) for s, v in used}

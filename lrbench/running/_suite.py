@@ -37,14 +37,15 @@ naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10 (a version check, not try/except, so that mypy checks the branch it runs)
+    import tomli as tomllib
 
 from lrbench.errors import ConfigError, LrbenchError
 from lrbench.tasks import DataOptions, get_task

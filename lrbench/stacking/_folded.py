@@ -24,6 +24,8 @@ alike, which is what such modules do.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +75,12 @@ class FoldedBatchNorm2d(nn.Module):
     """K `nn.BatchNorm2d` (affine, tracking running statistics): parameters and running
     statistics (K, C), the count of batches (K,)."""
 
-    def __init__(self, bn: nn.BatchNorm2d, copies: list[nn.BatchNorm2d]) -> None:
+    # Buffers (registered in __init__): declared so that they read as tensors, not as modules.
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
+    def __init__(self, bn: nn.BatchNorm2d, copies: Sequence[nn.BatchNorm2d]) -> None:
         super().__init__()
         if not (bn.affine and bn.track_running_stats):
             raise ConfigError(
@@ -85,7 +92,9 @@ class FoldedBatchNorm2d(nn.Module):
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             self.register_buffer(name, torch.stack([getattr(c, name).detach() for c in copies]))
         # A host-side copy of the members' common batch count, so a step never reads the device.
-        self._batches = int(copies[0].num_batches_tracked)
+        tracked = copies[0].num_batches_tracked
+        assert tracked is not None  # it tracks running statistics (checked above)
+        self._batches = int(tracked)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 0.0 if self.momentum is None else self.momentum
@@ -141,14 +150,16 @@ def fold_models(models: list[nn.Module]) -> nn.Module:
 
 def _folded(module: nn.Module, copies: list[nn.Module]) -> nn.Module | None:
     """The folded replacement of `module`, or None for a module kept as it is."""
-    if hasattr(type(module), "fold"):
-        return type(module).fold(copies)
+    fold = getattr(type(module), "fold", None)  # a type's own folded form (docstring)
+    if fold is not None:
+        return fold(copies)
+    # Below, every member's module at this name is of `module`'s type (copies of one model).
     if isinstance(module, nn.Conv2d):
-        return FoldedConv2d(module, *stacked_weight_and_bias(copies))
+        return FoldedConv2d(module, *stacked_weight_and_bias(cast("list[nn.Conv2d]", copies)))
     if isinstance(module, nn.BatchNorm2d):
-        return FoldedBatchNorm2d(module, copies)
+        return FoldedBatchNorm2d(module, cast("list[nn.BatchNorm2d]", copies))
     if isinstance(module, nn.Linear):
-        return FoldedLinear(*stacked_weight_and_bias(copies))
+        return FoldedLinear(*stacked_weight_and_bias(cast("list[nn.Linear]", copies)))
     return None
 
 

@@ -20,11 +20,16 @@ the products even on one thread.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from lrbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lrbench.tools._optimizers import LrScaled
 
 
 class _StackedLinearFn(torch.autograd.Function):
@@ -81,20 +86,23 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
             f"population training does not support {type(template).__name__}: it has buffers"
         )
     if isinstance(template, nn.Linear):
-        return stack_models([nn.Sequential(m) for m in models])[0]
+        # The stacked copy of a Sequential template is a Sequential.
+        return cast(nn.Sequential, stack_models([nn.Sequential(m) for m in models]))[0]
     stacked = copy.deepcopy(template)
     named = [dict(m.named_modules()) for m in models]
     for name, module in list(stacked.named_modules()):
         copies = [n[name] for n in named]
         if isinstance(module, nn.Linear):
-            replace_module(stacked, name, StackedLinear(*stacked_weight_and_bias(copies)))
+            # Every member's module at this name is a Linear too (copies of one model).
+            linears = cast("list[nn.Linear]", copies)
+            replace_module(stacked, name, StackedLinear(*stacked_weight_and_bias(linears)))
             continue
         for pname, _ in list(module.named_parameters(recurse=False)):
             setattr(module, pname, stacked_parameter([getattr(c, pname) for c in copies]))
     return stacked
 
 
-def stacked_parameter(params: list[torch.Tensor]) -> nn.Parameter:
+def stacked_parameter(params: Sequence[torch.Tensor]) -> nn.Parameter:
     """The members' copies of one parameter stacked on a new leading dimension, keeping what the
     optimizer reads off a parameter: whether it trains, and its rate multiplier (`lr_scale`)."""
     first = params[0]
@@ -102,17 +110,19 @@ def stacked_parameter(params: list[torch.Tensor]) -> nn.Parameter:
         torch.stack([p.detach() for p in params]), requires_grad=first.requires_grad
     )
     if hasattr(first, "lr_scale"):
-        stacked.lr_scale = first.lr_scale
+        cast("LrScaled", stacked).lr_scale = first.lr_scale
     return stacked
 
 
 def stacked_weight_and_bias(
-    copies: list[nn.Module],
+    copies: Sequence[nn.Linear | nn.Conv2d],
 ) -> tuple[nn.Parameter, nn.Parameter | None]:
     """The members' `weight` and `bias` (None where the layer has none), each stacked."""
     weight = stacked_parameter([c.weight for c in copies])
-    bias = None if copies[0].bias is None else stacked_parameter([c.bias for c in copies])
-    return weight, bias
+    if copies[0].bias is None:
+        return weight, None
+    # The members' layers are copies of one layer: all have a bias when the first has.
+    return weight, stacked_parameter([cast(torch.Tensor, c.bias) for c in copies])
 
 
 def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:

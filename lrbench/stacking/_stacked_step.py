@@ -14,6 +14,7 @@ and the population then steps each member's own optimizer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -67,7 +68,7 @@ class StackedStep:
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, params: list[torch.Tensor], groups: list[dict[str, Any]]) -> None:
+    def step(self, params: Sequence[torch.Tensor], groups: list[dict[str, Any]]) -> None:
         """One step of every member: `params` stacked (K, ...), `groups` the members' param
         groups, in member order."""
         self.steps += 1

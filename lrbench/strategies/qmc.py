@@ -12,6 +12,7 @@ mid-way has drawn its point: the resumed run goes on with the next one.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
@@ -25,7 +26,7 @@ from lrbench.strategies._search import SamplerStrategy
 class KnownSpaceQMCSampler(optuna.samplers.QMCSampler):
     """A QMCSampler told its search space, so every trial, the first included, is a QMC point."""
 
-    def __init__(self, search_space: dict[str, BaseDistribution], **kwargs) -> None:
+    def __init__(self, search_space: Mapping[str, BaseDistribution], **kwargs) -> None:
         super().__init__(**kwargs)
         self.search_space = search_space
 

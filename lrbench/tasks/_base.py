@@ -16,7 +16,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from torch import nn
 from lrbench.errors import ConfigError
 from lrbench.tasks._data import TensorSplit, holdout_split, shuffled_batches, steps_per_epoch
 from lrbench.tools import ScheduleSpec
+
+if TYPE_CHECKING:
+    from lrbench.training._evaluation import EvaluationWeights
 
 
 @dataclass
@@ -156,7 +159,7 @@ class Task(ABC):
 
     def evaluation_weights(
         self, model: nn.Module, optimizer: torch.optim.Optimizer
-    ) -> contextlib.AbstractContextManager | None:
+    ) -> EvaluationWeights | None:
         """The weights evaluated instead of the trained ones (an `lrbench.training._engine.EvaluationWeights`,
         e.g. an average of the weights the task's recipe calls for); None: the trained ones."""
         return None

@@ -15,10 +15,20 @@ default batch size) and remembers that it did in its state, so loading a state n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 
-from lrbench.stacking import FoldedConv2d, stacked_parameter
+from lrbench.stacking import FoldedConv2d, stacked_weight_and_bias
+
+if TYPE_CHECKING:
+    from lrbench.tools._optimizers import LrScaled
+
+    # The mixin below goes before a Module class in its layers' bases; for mypy it is one.
+    _LayerBase = nn.Module
+else:
+    _LayerBase = object
 
 WHITEN_EPS = 5e-4
 
@@ -48,10 +58,16 @@ def whitening_filters(x: torch.Tensor, size: int = 2, eps: float = WHITEN_EPS) -
     return torch.cat([w, -w])
 
 
-class _FitsOnFirstTrainingBatch:
+class _FitsOnFirstTrainingBatch(_LayerBase):
     """A layer that fits itself (`_fit_to`) to the first batch it sees in training mode, once,
     and keeps a `fitted` flag in its state (and a host-side copy, so forward never reads the
     device)."""
+
+    fitted: torch.Tensor  # a buffer, registered by each layer
+    _fitted: bool
+
+    def _fit_to(self, x: torch.Tensor) -> None:
+        raise NotImplementedError  # each layer fits its own way
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not self._fitted:
@@ -75,6 +91,7 @@ class Whiten(_FitsOnFirstTrainingBatch, nn.Conv2d):
         super().__init__(in_channels, 2 * in_channels * size * size, size, bias=True)
         self.eps = eps
         self.weight.requires_grad_(False)
+        assert self.bias is not None  # made with bias=True
         nn.init.zeros_(self.bias)
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self._fitted = False
@@ -98,8 +115,7 @@ class FoldedWhiten(_FitsOnFirstTrainingBatch, FoldedConv2d):
 
     def __init__(self, copies: list[Whiten]) -> None:
         first = copies[0]
-        weight = stacked_parameter([c.weight for c in copies])
-        super().__init__(first, weight, stacked_parameter([c.bias for c in copies]))
+        super().__init__(first, *stacked_weight_and_bias(copies))
         self.size, self.eps = first.kernel_size[0], first.eps
         self.register_buffer("fitted", torch.stack([c.fitted for c in copies]))
         self._fitted = bool(self.fitted.all())
@@ -118,7 +134,7 @@ def batch_norm(channels: int, bias_lr_scale: float, momentum: float = 0.4) -> nn
     statistics close to the fast-moving weights of a short, high-rate run."""
     bn = nn.BatchNorm2d(channels, eps=1e-12, momentum=momentum)
     bn.weight.requires_grad_(False)
-    bn.bias.lr_scale = bias_lr_scale
+    cast("LrScaled", bn.bias).lr_scale = bias_lr_scale
     return bn
 
 

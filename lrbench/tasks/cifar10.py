@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,7 @@ class Cifar10(Task):
     def train_batches(self, data: TaskData, generator: torch.Generator):
         """One epoch: slices of an on-device permutation, flipped and translated on the device."""
         split, b = data.train, self.batch_size
+        assert split.y is not None  # CIFAR-10's splits are labelled (load)
         perm, flips, shifts = self._epoch_draws(len(split), generator, split.x.device)
         for i in range(steps_per_epoch(len(split), b)):
             at = slice(i * b, (i + 1) * b)
@@ -172,8 +173,10 @@ class Cifar10(Task):
         """K members' batches (K, B, ...): member k's slice is exactly its `train_batches` batch
         (the same draws from its own generator), augmented for all members at once."""
         split, b = data.train, self.batch_size
+        assert split.y is not None  # CIFAR-10's splits are labelled (load)
         draws = [self._epoch_draws(len(split), g, split.x.device) for g in generators]
         perm, flips, shifts = (None if d[0] is None else torch.stack(d) for d in zip(*draws))
+        assert perm is not None  # every epoch has an order; only flips and shifts may be absent
         for i in range(steps_per_epoch(len(split), b)):
             at = slice(i * b, (i + 1) * b)
             idx = perm[:, at]  # (K, B)
@@ -192,6 +195,7 @@ class Cifar10(Task):
         perm = torch.randperm(n, generator=generator, device=device)
         flips = None
         if mode == "alternating":
+            assert mirror is not None  # drawn above for this mode
             flips = mirror[perm]
         elif mode == "random":
             flips = torch.rand(n, device=device, generator=generator) < 0.5
@@ -219,7 +223,7 @@ class Cifar10(Task):
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if self.options["compile"]:
-            model = torch.compile(model)
+            model = cast(nn.Module, torch.compile(model))  # of a Module: an OptimizedModule
         return model
 
     def autocast(self, device: torch.device):
@@ -246,6 +250,7 @@ class Cifar10(Task):
         """Accuracy of the mean logits over the test-time views (`augment.tta_views`)."""
         correct = torch.zeros((), device=split.x.device)
         for x, y in ordered_batches(split, 1000):
+            assert y is not None  # CIFAR-10's splits are labelled (load)
             logits = tta_logits(model, x, int(self.options["tta"]))
             correct += (logits.argmax(1) == y).sum()
         return correct / len(split)

@@ -7,7 +7,7 @@ after the epoch. It charts how tolerant each optimizer is of its learning rate.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -67,7 +67,8 @@ class Functions(Task):
 
     def example_losses(self, model: nn.Module, batch: None, noise: None) -> torch.Tensor:
         """f at the point: one "example" per step, shape (1,), or (K, 1) for K stacked points."""
-        x, y = model.xy.unbind(-1)  # the point (2,) or the stacked points (K, 2)
+        point = cast(Point, model)  # the task's model, or its stacked copy
+        x, y = point.xy.unbind(-1)  # the point (2,) or the stacked points (K, 2)
         return self.f(x, y).unsqueeze(-1)
 
     def population_batches(self, data: TaskData, generators: list[torch.Generator]):

@@ -25,8 +25,8 @@ Two additions a model can ask for without the training loop knowing:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import dadaptation
 import dog
@@ -35,6 +35,14 @@ import schedulefree
 import torch
 
 from lrbench.errors import ConfigError
+
+
+class LrScaled(Protocol):
+    """A parameter (or a view of one) carrying its rate multiplier `lr_scale` (module docstring):
+    for typing where a model sets the attribute, which torch's Parameter does not declare."""
+
+    lr_scale: float
+
 
 # name -> (torch.optim class, default keyword arguments)
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
@@ -92,8 +100,10 @@ def build_optimizer(
             f"optimizer {name!r}: need lookahead_k >= 0 and 0 <= lookahead_decay < 1,"
             f" got {k} and {decay}"
         )
+    # Every class here takes `lr=` (the base class's own __init__, (params, defaults), does not).
+    make: Callable[..., torch.optim.Optimizer] = cls
     try:
-        opt = cls(scaled_groups(params, lr, options.get("weight_decay")), lr=lr, **options)
+        opt = make(scaled_groups(params, lr, options.get("weight_decay")), lr=lr, **options)
     except TypeError as e:  # an option the class does not take
         raise ConfigError(f"optimizer {name!r}: {e}") from None
     if k:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
@@ -109,7 +109,7 @@ def _rate_of(trial: FrozenTrial, name: str) -> float | None:
     return None
 
 
-def _is_searchable(dist: BaseDistribution) -> bool:
+def _is_searchable(dist: BaseDistribution) -> TypeGuard[FloatDistribution]:
     """A continuous float range the search can own (not a grid, not a single value)."""
     return isinstance(dist, FloatDistribution) and dist.step is None and not dist.single()
 

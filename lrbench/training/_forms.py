@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -43,6 +43,9 @@ from lrbench.training._evaluation import (
     state_copy,
 )
 from lrbench.training._ledger import TrialLedger
+
+if TYPE_CHECKING:
+    from lrbench.tools._optimizers import LrScaled
 
 
 def can_stack(task: Task, configs: list[TrainConfig], options: list[TrainOptions]) -> bool:
@@ -235,7 +238,7 @@ class StackedForm:
                 if p.grad is not None:
                     view.grad = p.grad[k]
                 if hasattr(p, "lr_scale"):
-                    view.lr_scale = p.lr_scale
+                    cast("LrScaled", view).lr_scale = p.lr_scale
                 views.append(view)
             self.params.append(views)
             self.buffers.append([b[k] for b in buffers])
@@ -270,7 +273,8 @@ class StackedForm:
             for k, m in enumerate(self.active)
         ]
         self._noise_free = draws[0] is None
-        return None if self._noise_free else torch.stack(draws)
+        # A task draws noise for every member or for none (the first says which).
+        return None if self._noise_free else torch.stack(cast("list[torch.Tensor]", draws))
 
     def step(self, batch: Any, stepping: list[int]) -> torch.Tensor:
         """One optimizer step of the members at positions `stepping` (all, unless some reached
