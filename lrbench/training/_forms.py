@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -330,7 +330,38 @@ class StackedForm:
         return self.template
 
 
-Form = LoneForm | StackedForm
+class Form(Protocol):
+    """What the loop asks of a form (`LoneForm`, `StackedForm`): the trials it trains, their
+    batches and step, and each trial's evaluated model. Member index `k` counts the active
+    trials, so it changes when `keep` drops the stopped ones."""
+
+    active: list[TrialLedger]  # the trials still training, in member order
+
+    def train_mode(self) -> None: ...
+
+    def batches(self) -> Iterator[Any]: ...
+
+    def step(self, batch: Any, stepping: list[int]) -> torch.Tensor:
+        """One optimizer step of the members in `stepping`; every active member's loss."""
+        ...
+
+    def reset_optimizers(self) -> None:
+        """The trials' optimizer states were cleared (`optimizer_reset`)."""
+        ...
+
+    def evaluated(self, k: int) -> contextlib.AbstractContextManager[nn.Module]:
+        """Member k's model with its evaluated weights, in evaluation mode, while in use."""
+        ...
+
+    def trained_state(self, k: int) -> dict[str, torch.Tensor]: ...
+
+    def with_state(self, state: dict[str, torch.Tensor]) -> nn.Module:
+        """A model holding `state`, in evaluation mode, for a final measurement."""
+        ...
+
+    def keep(self, survivors: list[int]) -> None:
+        """Drop every member not in `survivors` (active indices)."""
+        ...
 
 
 def _member_batch(batch: Any, k: int) -> Any:
