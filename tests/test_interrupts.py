@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from lrbench import interrupts
 from lrbench.interrupts import (
     interrupt_requested,
     interrupts_at_safe_points,
@@ -37,3 +38,28 @@ def test_outside_the_context_sigint_keeps_pythons_default():
             raise_if_interrupted()  # not reached: Python raised at once
     finally:
         signal.signal(signal.SIGINT, outer)
+
+
+def test_a_sigterm_is_a_stop_request_like_ctrl_c_with_its_own_exit_code():
+    with interrupts_at_safe_points():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupt_requested()
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+        assert interrupts.stop_signal() == signal.SIGTERM and interrupts.exit_code() == 143
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one, during the cleanup: ignored
+    with interrupts_at_safe_points():
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+    assert interrupts.exit_code() == 130
+
+
+def test_a_signal_that_lands_while_held_is_delivered_when_the_hold_ends_not_lost():
+    with interrupts_at_safe_points():
+        with interrupts.interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not interrupt_requested()  # pending, not delivered
+        assert interrupt_requested()  # delivered once unblocked
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
