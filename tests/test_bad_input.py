@@ -194,6 +194,11 @@ SUITE_CASES: dict[str, tuple[str | None, list[str], list[str]]] = {
         [],
         ["'bad/bowl/fixed/seed0'", "train_subset=None", "300", "another --storage"],
     ),
+    "control naming no strategy": (
+        suite_with("budget_epochs = 2", 'budget_epochs = 2\ncontrol = "grid"'),
+        [],
+        ["suite.control", "'grid' is no strategy's label", "fixed"],
+    ),
     "--only matching nothing": (None, ["--only", "bowl/tpe"], ["--only 'bowl/tpe'", "matches no"]),
     "--workers 0": (None, ["--workers", "0"], ["--workers must be at least 1"]),
     "retired --worker-index": (

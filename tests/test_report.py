@@ -271,3 +271,23 @@ def test_paired_differences_table_states_the_computed_pairs(report, storage):
         assert [r.split("|")[3].strip() for r in rows] == [
             f"{p.mean:+.2f} ({p.ci_low:+.2f} to {p.ci_high:+.2f})" for p in pairs.itertuples()
         ]
+
+
+def test_planned_comparisons_table_states_the_computed_answers(report, storage):
+    from lrbench.report._planned import planned_comparisons
+
+    results = load_results(storage, "rtest")
+    text = report[0].read_text()
+    for task in results.task.unique():
+        planned = planned_comparisons(results[results.task == task])
+        section = _section(text, task)
+        assert "### Planned comparisons" in section
+        if planned is None:
+            assert "No planned comparisons" in section
+            continue
+        rows = _table_after(section, "### Planned comparisons")
+        t = planned.comparisons
+        assert [r.split("|")[1].strip() for r in rows] == list(t["strategy"])
+        assert [r.split("|")[-3].strip() for r in rows] == [fmt_p(p) for p in t["p_holm"]]
+        assert [r.split("|")[-2].strip() for r in rows] == list(t["verdict"])
+        assert f"Control: `{planned.control}`; best: `{planned.best}`" in section

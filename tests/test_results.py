@@ -36,6 +36,7 @@ SUITE = """
 name = "rtest"
 seeds = [0, 1, 2]
 budget_epochs = 4
+control = "random"
 
 [tasks.digits]
 target = 0.85
@@ -347,3 +348,8 @@ def test_window_summarises_repeated_rates_by_their_median():
     finals = [0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0, None, 9.0]
     w = convergence_window(lrs, finals, target=0.01)
     assert (w.low, w.high, w.n_rates, w.decades) == (1e-3, 1e-2, 2, pytest.approx(1.0))
+
+
+def test_each_run_stores_the_suites_control(tmp_path_factory):
+    results = load_results(suite_storage(tmp_path_factory), "rtest")
+    assert set(results["control"]) == {"random"}

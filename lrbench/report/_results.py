@@ -98,6 +98,7 @@ RESULT_COLUMNS = [
     "device",
     "task_name",
     "strategy_name",
+    "control",
     "study",
 ]
 CURVE_COLUMNS = ["task", "strategy", "seed", "epochs", "val", "best", "direction", "budget_epochs"]
@@ -432,6 +433,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "device": r.get(RunKeys.DEVICE),
         "task_name": r.get(RunKeys.TASK_NAME),
         "strategy_name": r.get(RunKeys.STRATEGY_NAME),
+        "control": r.get(RunKeys.CONTROL),
         "study": run.name,
         **chosen_final_metrics(run, chosen),
     }

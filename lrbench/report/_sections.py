@@ -37,6 +37,7 @@ from lrbench.report._formatting import (
     fmt_p,
     fmt_success,
 )
+from lrbench.report._planned import VS_BEST, VS_CONTROL, Planned, planned_comparisons
 from lrbench.report._results import convergence_window
 from lrbench.report._stats import (
     ALPHA,
@@ -94,6 +95,15 @@ def report_sections(doc: Document, suite: str, storage_text: str, data: SuiteDat
         "Per task, the strategy that reached the target with the fewest epochs (median over seeds)."
     )
     doc.table(_summary_table(tasks, summaries, infos))
+    planned = {task: planned_comparisons(results[results["task"] == task]) for task in tasks}
+    if any(p is not None for p in planned.values()):
+        doc.para(
+            "The planned answers, per task: which strategies need fewer epochs to the target "
+            "than the control (one-sided), and which are within noise of the best (two-sided); "
+            "Wilcoxon signed-rank tests over paired seeds, Holm-adjusted over these comparisons "
+            "only. The last column is the smallest effect the seeds can detect."
+        )
+        doc.table(_planned_summary(tasks, planned))
     what_this_shows(doc, data, summaries)
 
     for task in tasks:
@@ -174,6 +184,102 @@ def _summary_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _names(planned: Planned, question: str, verdict: str) -> str:
+    t = planned.comparisons
+    names = t.loc[(t["question"] == question) & (t["verdict"] == verdict), "strategy"]
+    return ", ".join(names) or "none"
+
+
+def _detectable_text(planned: Planned) -> str:
+    if planned.detectable is None:
+        return (
+            f"none: with {planned.seeds} paired seeds no test among "
+            f"{len(planned.comparisons)} can reach α = {planned.alpha:g}"
+        )
+    return f"fewer epochs on {planned.detectable:.0%} of seeds"
+
+
+def _planned_summary(tasks: list[str], planned: dict[str, Planned | None]) -> pd.DataFrame:
+    rows = []
+    for task in tasks:
+        p = planned[task]
+        if p is None:
+            continue
+        rows.append(
+            {
+                "task": task,
+                "control": p.control,
+                "fewer epochs than the control": _names(p, VS_CONTROL, VS_CONTROL),
+                "best": p.best,
+                "within noise of the best": (
+                    _names(p, VS_BEST, VS_BEST) if p.best != p.control else "— (the control)"
+                ),
+                "detectable (80% power)": _detectable_text(p),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _planned_section(doc: Document, info: TaskInfo, results: pd.DataFrame) -> None:
+    """Each strategy against the control and against the best, with effect sizes."""
+    planned = planned_comparisons(results)
+    doc.heading(3, "Planned comparisons")
+    if planned is None:
+        doc.para(
+            "No planned comparisons: the task has no control strategy (the suite's `control`, "
+            "else a `fixed` strategy) or fewer than two strategies with two paired seeds."
+        )
+        return
+    better = "lower" if info.direction == "minimize" else "higher"
+    table = [
+        {
+            "strategy": r.strategy,
+            "question": f"{r.question} ({r.other})" if r.question == VS_BEST else r.question,
+            "seeds: fewer / tie / more": f"{r.fewer} / {r.ties} / {r.more}",
+            "P(fewer epochs) [95% CI]": (
+                f"{r.share_fewer:.2f} [{r.share_low:.2f}, {r.share_high:.2f}]"
+            ),
+            "median Δ best val [95% CI]": (
+                f"{r.value_diff:+.3g} [{r.value_low:+.3g}, {r.value_high:+.3g}]"
+                if math.isfinite(r.value_diff)
+                else "—"
+            ),
+            "p": fmt_p(r.p),
+            "p (Holm)": fmt_p(r.p_holm),
+            "answer": r.verdict,
+        }
+        for r in planned.comparisons.itertuples()
+    ]
+    doc.table(pd.DataFrame(table))
+    doc.para(
+        f"Control: `{planned.control}`; best: `{planned.best}` (fewest median epochs to target). "
+        "Each strategy is tested against the control (one-sided: does it need fewer epochs?) "
+        "and against the best (two-sided), by the Wilcoxon signed-rank test on the paired "
+        "epochs to target (a miss counts as above every hit), Holm-adjusted over these "
+        f"{len(planned.comparisons)} comparisons only. P(fewer epochs): the share of paired "
+        "seeds on which the strategy needed fewer epochs than the other (both missing: a tie, "
+        f"counted half); median Δ best val: the strategy's best validation {info.metric} minus "
+        f"the other's, median over seeds, signed so that a negative value favours the strategy "
+        f"({better} is better); both intervals are percentile bootstraps over the seeds. "
+        f"Power: {_detectable_power_text(planned)}"
+    )
+
+
+def _detectable_power_text(planned: Planned) -> str:
+    if planned.detectable is None:
+        return (
+            f"with {planned.seeds} paired seeds and {len(planned.comparisons)} comparisons the "
+            "smallest possible p-value is above Holm's first threshold, so no difference can be "
+            "shown here whatever the strategies do: 'not shown better' says nothing about them."
+        )
+    return (
+        f"with {planned.seeds} paired seeds, a strategy is shown better than another with 80% "
+        f"probability only when it needs fewer epochs on at least {planned.detectable:.0%} of "
+        "seeds (exact sign test at Holm's first threshold); a smaller advantage is likely to "
+        "read 'not shown better', which is not 'no difference'."
+    )
 
 
 def by_group(summary: pd.DataFrame, results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +376,8 @@ def task_section(doc: Document, info: TaskInfo, data: SuiteData, summary: pd.Dat
     if len(optimizers) >= 2:
         _tolerance_section(doc, info, trials, optimizers)
 
-    doc.heading(3, "Rank comparison and significance")
+    _planned_section(doc, info, results)
+    doc.heading(3, "All pairs: ranks and pairwise tests")
     _stats_section(doc, info, results)
 
 

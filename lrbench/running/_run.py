@@ -90,6 +90,7 @@ def run_spec_attrs(
         RunKeys.STRATEGY_OPTIONS: dict(run.strategy.options),
         RunKeys.STEPS_PER_EPOCH: steps_per_epoch,
         RunKeys.TRAIN_SUBSET: (data_options or DataOptions()).train_subset,
+        RunKeys.CONTROL: run.control,
         RunKeys.DEVICE: device,
         RunKeys.REFERENCE: [list(pair) for pair in run.strategy.reference],
         RunKeys.TARGET_PROCEDURE: run.task.target_procedure,

@@ -88,6 +88,7 @@ class RunSpec:
     task: TaskSpec
     strategy: StrategySpec
     seed: int
+    control: str | None = None  # the suite's control strategy (label), stored with the run
 
     @property
     def study_name(self) -> str:
@@ -107,6 +108,7 @@ class Suite:
     tasks: tuple[TaskSpec, ...]
     strategies: tuple[StrategySpec, ...]
     data: DataOptions = field(default_factory=DataOptions)
+    control: str | None = None  # the planned comparisons' control strategy (a label)
 
     def runs(self, only: str | None = None) -> list[RunSpec]:
         """Every (task, strategy, seed), optionally filtered by `task/strategy` (either part may be `*`)."""
@@ -121,7 +123,9 @@ class Suite:
                     strat.label,
                 ):
                     continue
-                runs.extend(RunSpec(self.name, task, strat, seed) for seed in self.seeds)
+                runs.extend(
+                    RunSpec(self.name, task, strat, seed, self.control) for seed in self.seeds
+                )
         if only and not runs:
             raise ConfigError(f"--only {only!r} matches no run of suite {self.name!r}")
         return runs
@@ -231,7 +235,10 @@ def load_suite(suite: str | Path) -> Suite:
     if len(set(seeds_raw)) != len(seeds_raw):
         raise head.error("seeds", f"repeated seed in {seeds_raw!r}")
     default_budget = head.positive("budget_epochs", required=True)
-    head.reject_unknown("name, description, seeds, budget_epochs")
+    # The strategy every other is tested against, fixed before the runs (the report's planned
+    # comparisons); None: the task's fixed default rate, the strategy labelled `fixed`.
+    control = head.get("control", str)
+    head.reject_unknown("name, description, seeds, budget_epochs, control")
 
     data_r = _Reader(path, top.get("data", dict, {}), "data")
     data = DataOptions(
@@ -252,7 +259,13 @@ def load_suite(suite: str | Path) -> Suite:
         path, top.get("strategies", list, required=True), {t.label for t in tasks}
     )
     top.reject_unknown("suite, data, tasks, strategies")
-    return Suite(name, path, description, tuple(seeds_raw), tasks, strategies, data)
+    if control is not None and control not in {st.label for st in strategies}:
+        raise head.error(
+            "control",
+            f"{control!r} is no strategy's label; the suite's strategies are "
+            f"{', '.join(st.label for st in strategies)}",
+        )
+    return Suite(name, path, description, tuple(seeds_raw), tasks, strategies, data, control)
 
 
 def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> TaskSpec:

@@ -90,6 +90,7 @@ class RunKeys:
     STRATEGY_OPTIONS = "strategy_options"
     STEPS_PER_EPOCH = "steps_per_epoch"
     TRAIN_SUBSET = "train_subset"  # the suite's [data] train_subset (None: the whole split)
+    CONTROL = "control"  # the suite's control strategy (label; None: the report's default)
     DEVICE = "device"
     # Published figures to set beside the run's own: [[epochs, best-so-far value], ...].
     REFERENCE = "reference"
@@ -134,6 +135,7 @@ RUN_SETTINGS = (
     RunKeys.STRATEGY_OPTIONS,
     RunKeys.STEPS_PER_EPOCH,
     RunKeys.TRAIN_SUBSET,
+    RunKeys.CONTROL,
     RunKeys.DEVICE,
     RunKeys.REFERENCE,
     RunKeys.TARGET_PROCEDURE,
