@@ -8,6 +8,8 @@ import importlib.util
 import io
 import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -92,9 +94,9 @@ def test_report_files_exist(report, storage):
     assert "functions_tolerance.png" in names and "digits_tolerance.png" not in names
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # Self-contained HTML: every figure embedded, no reference to the PNG files.
-    assert html.count("data:image/png;base64,") == len(pngs)
-    assert not re.search(r'src="[^"]*\.png"', html)
+    # The HTML page loads the PNG files beside it: every figure once, none embedded.
+    assert sorted(re.findall(r'<img [^>]*src="([^"]+\.png)"', html)) == sorted(names)
+    assert "base64" not in html
     text = md.read_text()
     for p in pngs:
         assert f"]({p.name})" in text
@@ -291,3 +293,50 @@ def test_planned_comparisons_table_states_the_computed_answers(report, storage):
         assert [r.split("|")[-3].strip() for r in rows] == [fmt_p(p) for p in t["p_holm"]]
         assert [r.split("|")[-2].strip() for r in rows] == list(t["verdict"])
         assert f"Control: `{planned.control}`; best: `{planned.best}`" in section
+
+
+def test_the_table_of_contents_links_every_section_in_both_renderings(report):
+    md = report[0]
+    html = (md.parent / "report.html").read_text()
+    ids = re.findall(r'<h[23] id="([^"]+)"', html)
+    links = re.findall(r'<nav class="toc">.*?</nav>', html, re.S)[0]
+    assert re.findall(r'href="#([^"]+)"', links) == ids and len(ids) == len(set(ids))
+    assert {"summary", "task-digits", "task-functions", "planned-comparisons"} <= set(ids)
+    text = md.read_text()
+    assert re.findall(r"\]\(#([^)]+)\)", text) == ids  # the Markdown's links, the same anchors
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _rendered_dom(page: Path) -> str:
+    """The page's DOM after a real browser loaded it (headless Chromium, images included)."""
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000"]
+        + ["--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: chromium)")
+def test_report_html_loads_every_figure_and_link_in_a_real_browser(report, tmp_path):
+    out = report[0].parent
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    dom = _rendered_dom(out / "report.html")
+    images = re.findall(r"<img [^>]*>", dom)
+    assert sorted(re.search(r'src="([^"]+)"', i).group(1) for i in images) == pngs
+    assert not [i for i in images if 'class="missing"' in i]  # every figure file loaded
+    ids = set(re.findall(r'\bid="([^"]+)"', dom))
+    assert set(re.findall(r'href="#([^"]+)"', dom)) <= ids  # every in-page link has its target
+    # The check can fail: the same page with one figure file gone marks exactly that one.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / pngs[0]).unlink()
+    broken = re.findall(r"<img [^>]*>", _rendered_dom(copy / "report.html"))
+    assert [re.search(r'src="([^"]+)"', i).group(1) for i in broken if 'class="missing"' in i] == [
+        pngs[0]
+    ]

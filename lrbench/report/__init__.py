@@ -1,7 +1,7 @@
 """`lrbench report`: the comparison report of a suite, from its Optuna storage alone.
 
-Writes `reports/<suite>/` (or `out`): `report.md`, `report.html` (the same content, figures
-embedded as base64 PNG, one self-contained file), the PNG figures and `runs.csv` (one row per
+Writes `reports/<suite>/` (or `out`): `report.md`, `report.html` (the same content; both open
+with a table of contents and load the PNG figures beside them), the figures and `runs.csv` (one row per
 run with every per-run number, `load_results`). Per task: the strategies table,
 anytime curves (median and IQR over seeds), epochs-to-target box plot, where every trial put its
 learning rate, range-test curves, the schedules actually used (torch schedulers replayed from the
