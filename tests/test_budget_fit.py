@@ -150,3 +150,14 @@ def test_a_stored_run_is_checked_from_its_attrs():
         is None
     )
     assert run_fit(RunRecord.from_attrs("s/t/x/seed0", {})) is None
+
+
+def test_one_trial_cut_by_the_budget_is_said_as_a_cut_not_as_none_held():
+    need = design_need("fixed", {}, low=1e-4, high=1, epochs_per_trial=400)
+    fit = check(need, 100)
+    assert not fit.fits
+    assert fit.message == (
+        "fixed: its one trial of 400 epochs is cut by the budget at 100 epochs "
+        "(the first 100 epochs of its 400-epoch schedule)"
+    )
+    assert fit.short == "1 trial, cut at 100 of 400 epochs"
