@@ -314,11 +314,25 @@ def cmd_bench_population(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_harness(args: argparse.Namespace) -> int:
+    from lrbench.bench import format_harness, run_harness_bench
+
+    if args.trials < 10:
+        raise ConfigError(f"--trials must be at least 10, got {args.trials}")
+    row = run_harness_bench(args.trials)
+    print(format_harness(row), flush=True)
+    if args.json:
+        print(json.dumps(row))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lrbench.bench import run_bench
 
     if args.population:
         return cmd_bench_population(args)
+    if args.harness:
+        return cmd_bench_harness(args)
     args.tasks = args.tasks or ["fmnist_vae", "cifar10"]
     opts = _bench_task_options(args)
     rows = run_bench(
@@ -476,6 +490,12 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="time populations of K trials against K sequential trials (trial-epochs per second)",
     )
+    p.add_argument(
+        "--harness",
+        action="store_true",
+        help="time a trial through lrbench's harness against plain study.optimize (per trial)",
+    )
+    p.add_argument("--trials", type=int, default=200, help="trials per side for --harness")
     p.add_argument("--sizes", metavar="K,K,...", help="population sizes (default 1,4,16,64)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per side; the first is a warm-up")
     p.add_argument(

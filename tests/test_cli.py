@@ -441,3 +441,15 @@ def test_bench_cifar10_baseline_reads_the_same_local_copy(capsys, cifar10_root):
     rows = json.loads(out.strip().splitlines()[-1])
     assert rows[0]["task"] == "cifar10" and rows[0]["train_examples"] == 128
     assert rows[0]["options"]["width"] == 4 and rows[0]["dataloader_s_per_epoch"] > 0
+
+
+def test_bench_harness_times_both_sides_on_the_same_trials(capsys):
+    assert main(["bench", "--harness", "--trials", "12", "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = json.loads(out[-1])
+    assert row["trials"] == 12 and row["storage"] == "sqlite"
+    assert row["ratio"] == row["lrbench_s_per_trial"] / row["plain_s_per_trial"]
+    assert all(row[k] > 0 for k in ("lrbench_s_per_trial", "plain_s_per_trial"))
+    assert out[0].startswith("harness, 12 trials") and f"x{row['ratio']:.2f}" in out[0]
+    assert main(["bench", "--harness", "--trials", "3"]) == 2
+    assert "--trials must be at least 10" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 command (never timed tests)."""
 
 from lrbench.bench._engine import device_name, run_bench
+from lrbench.bench._harness import format_harness, run_harness_bench
 from lrbench.bench._population import HEADER as POPULATION_HEADER
 from lrbench.bench._population import format_row as format_population_row
 from lrbench.bench._population import run_population_bench
@@ -9,7 +10,9 @@ from lrbench.bench._population import run_population_bench
 __all__ = [
     "POPULATION_HEADER",
     "device_name",
+    "format_harness",
     "format_population_row",
     "run_bench",
+    "run_harness_bench",
     "run_population_bench",
 ]
