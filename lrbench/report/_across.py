@@ -150,7 +150,8 @@ def profiles_section(
         "performance_profiles.png",
         "Performance profiles: fraction of tasks on which each strategy's median epochs to "
         "target is within a factor τ of the best strategy's (step functions; coinciding lines "
-        "are drawn a hair apart).",
+        "are drawn a hair apart). The five with the largest area are named in their family's "
+        "colour; the others are drawn light grey.",
     )
     doc.table(_profile_table(medians))
 

@@ -34,11 +34,36 @@ def _close(fig) -> None:
     fig.clear()
 
 
-def strategy_colors(names: list) -> dict:
-    """A distinct colour per name: matplotlib's tab10 up to 10 names, tab20 beyond (a suite may
-    compare all 15 strategies, and repeated colours would make curves indistinguishable)."""
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+# One hue per strategy family, so that a figure of 19 strategies reads as a few families.
+GROUP_COLORMAPS = {
+    "search": "Blues",
+    "heuristic": "Oranges",
+    "baseline": "Greys",
+    "self-tuning": "Greens",
+    "population": "Purples",
+}
+
+
+def strategy_colors(names: list, groups: dict[str, str] | None = None) -> dict:
+    """A colour per name. With `groups` (name -> family): shades of the family's hue, dark to
+    light in order; without: distinct colours (tab10 up to 10 names, tab20 beyond)."""
+    if groups is None:
+        cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+        return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    families: dict[str, list] = {}
+    for name in names:
+        families.setdefault(groups.get(name, "other"), []).append(name)
+    colors = {}
+    for family, members in families.items():
+        cmap = matplotlib.colormaps[GROUP_COLORMAPS.get(family, "Reds")]
+        for name, shade in zip(members, np.linspace(0.9, 0.45, len(members))):
+            colors[name] = cmap(float(shade) if len(members) > 1 else 0.75)
+    return colors
+
+
+def _distinct(names: list) -> dict:
+    """Distinct colours for the few strategies of one panel."""
+    return strategy_colors(names)
 
 
 def _set_y_scale(ax, values: np.ndarray, target: float) -> None:
@@ -69,37 +94,63 @@ def _target_line(ax, info: TaskInfo) -> None:
 
 
 def fig_anytime(info: TaskInfo, curves: pd.DataFrame, order: list[str]):
+    """Small multiples: one panel per strategy family (its strategies in distinct colours,
+    median and IQR band over seeds), the same axes in every panel, and the family-less control
+    (the first baseline) drawn thin in every other panel for reference."""
     grid = curves_on_grid(curves, 201)
-    fig, axes = _figure()
-    ax = axes[0, 0]
+    families: dict[str, list[str]] = {}
     for s in order:
-        g = grid[grid["strategy"] == s]
-        if g.empty:
-            continue
-        c = info.colors[s]
-        n = int(g["n_runs"].iloc[0])
-        label = (
-            f"{s} (n={n})"
-            if g["q75"].notna().any() or g["median"].notna().any()
-            else f"{s} (n={n}): no finite value"
-        )
-        ax.plot(g["epochs"], g["median"], color=c, lw=2, drawstyle="steps-post", label=label)
-        ax.fill_between(g["epochs"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0, step="post")
-    _target_line(ax, info)
-    ax.axvline(info.budget, color="0.5", ls=":", lw=1, label=f"budget {info.budget:g} epochs")
+        families.setdefault(info.groups.get(s, "other"), []).append(s)
+    baselines = families.get("baseline", [])
+    reference = baselines[0] if baselines else None
+    n = len(families)
+    ncols = 2 if n > 1 else 1
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(12.0 if ncols == 2 else 8.0, 3.6 * nrows + 0.6, nrows, ncols)
     vals = np.concatenate([grid[["median", "q25", "q75"]].to_numpy(float).ravel(), [info.target]])
-    _set_y_scale(ax, vals, info.target)
-    if np.isfinite(vals).sum() > 1:
-        ax.set_ylim(*_padded_limits(ax, vals, None))
-    ax.set_xlim(0, info.budget * 1.02)
-    ax.set_xlabel("cumulative training epochs of the run (range test included)")
-    ax.set_ylabel(f"best validation {info.metric_u} so far")
-    ax.set_title(f"{info.label}: anytime performance, median and IQR band over seeds")
-    ax.grid(True, alpha=0.3)
-    if len(order) > 4:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize="small", loc="best")
+    for ax, (family, members) in zip(axes.ravel(), families.items()):
+        colors = _distinct(members)
+        shown = members + ([reference] if reference and reference not in members else [])
+        for s in shown:
+            g = grid[grid["strategy"] == s]
+            if g.empty:
+                continue
+            runs = int(g["n_runs"].iloc[0])
+            label = (
+                f"{s} (n={runs})"
+                if g["q75"].notna().any() or g["median"].notna().any()
+                else f"{s} (n={runs}): no finite value"
+            )
+            if s not in members:  # the reference from another panel
+                ax.plot(
+                    g["epochs"],
+                    g["median"],
+                    color="0.35",
+                    lw=1,
+                    ls="--",
+                    drawstyle="steps-post",
+                    label=f"{s} (reference)",
+                )
+                continue
+            c = colors[s]
+            ax.plot(g["epochs"], g["median"], color=c, lw=2, drawstyle="steps-post", label=label)
+            ax.fill_between(g["epochs"], g["q25"], g["q75"], color=c, alpha=0.2, lw=0, step="post")
+        _target_line(ax, info)
+        ax.axvline(info.budget, color="0.5", ls=":", lw=1)
+        _set_y_scale(ax, vals, info.target)
+        if np.isfinite(vals).sum() > 1:
+            ax.set_ylim(*_padded_limits(ax, vals, None))
+        ax.set_xlim(0, info.budget * 1.02)
+        ax.set_title(family, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", loc="best")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.supxlabel(
+        f"cumulative training epochs of the run (range test included; budget {info.budget:g})"
+    )
+    fig.supylabel(f"best validation {info.metric} so far ({info.better})", fontsize="medium")
+    fig.suptitle(f"{info.label}: anytime performance by family, median and IQR band over seeds")
     return fig
 
 
@@ -154,7 +205,7 @@ def fig_epochs_to_target(info: TaskInfo, results: pd.DataFrame, order: list[str]
     ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set_ylim(0, top * 1.3)  # room for the annotations
-    ax.set_ylabel("epochs to target (training epochs, range test included)")
+    ax.set_ylabel("epochs to target (range test included; fewer is better)")
     ax.set_title(
         f"{info.label}: epochs until validation {info.metric} first met the {info.target_text} "
         "(reached runs)",
@@ -224,7 +275,7 @@ def fig_lr_scatter(info: TaskInfo, trials: pd.DataFrame, order: list[str]):
     ax.set_ylim(*_padded_limits(ax, vals, info.direction))
     _lr_limits(ax, trials["lr"])
     ax.set_xlabel("learning rate (peak rate for scheduled trials)")
-    ax.set_ylabel(f"best validation {info.metric_u} of the trial")
+    ax.set_ylabel(f"best validation {info.metric_u} of the trial ({info.better})")
     ax.set_title(f"{info.label}: where each strategy put its trials (all seeds)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -442,23 +493,35 @@ def fig_critical_difference(
         label_fmt_left="{label} ({rank:.2f})",
         label_fmt_right="({rank:.2f}) {label}",
     )
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"{title}\n(rank 1 = fewest epochs: a lower rank is better)", fontsize=10)
     return fig
 
 
+# Strategies named in a figure of many; the others are drawn muted, without a legend entry.
+LABELLED = 5
+
+
 def fig_performance_profile(profile: pd.DataFrame, colors: dict, n_tasks: int):
-    """rho_s(tau) against tau for every strategy: steps, as the profile is a step function."""
+    """rho_s(tau) against tau for every strategy: steps, as the profile is a step function. The
+    LABELLED strategies with the largest area under their profile are drawn in their colours and
+    named; the rest muted."""
     fig, axes = _figure(8.0, 4.8)
     ax = axes[0, 0]
     taus = profile.index.to_numpy(float)
-    for i, s in enumerate(profile.columns):
-        # A small vertical offset per strategy keeps coinciding profiles visible.
-        y = profile[s].to_numpy(float) + (i - len(profile.columns) / 2) * 0.004
-        ax.step(taus, y, where="post", color=colors.get(s), label=s, lw=1.6)
+    top = list(profile.mean().sort_values(ascending=False, kind="stable").index[:LABELLED])
+    muted = [s for s in profile.columns if s not in top]
+    for s in muted:
+        ax.step(taus, profile[s].to_numpy(float), where="post", color="0.8", lw=1, zorder=1)
+    for i, s in enumerate(top):
+        # A small upward offset per strategy keeps coinciding profiles visible.
+        y = profile[s].to_numpy(float) + i * 0.006
+        ax.step(taus, y, where="post", color=colors.get(s), label=s, lw=2, zorder=2)
+    if muted:
+        ax.plot([], [], color="0.8", lw=1, label=f"{len(muted)} others")
     ax.set_xlabel("τ: within this factor of the best strategy's median epochs to target")
-    ax.set_ylabel(f"fraction of the {n_tasks} tasks")
+    ax.set_ylabel(f"fraction of the {n_tasks} tasks (higher is better)")
     ax.set_xlim(taus.min(), taus.max())
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2 if len(profile.columns) > 8 else 1, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     return fig

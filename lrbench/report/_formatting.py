@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -81,6 +81,13 @@ class TaskInfo:
     budget: float
     colors: dict[str, str]
     seeds: int
+    # Each strategy's family (`lrbench.strategies.GROUPS`: search, heuristic ...), in order.
+    groups: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def better(self) -> str:
+        """Which way the metric is better, for axis labels."""
+        return "lower is better" if self.direction == "minimize" else "higher is better"
 
     @property
     def metric_u(self) -> str:

@@ -109,7 +109,11 @@ def report_sections(doc: Document, suite: str, storage_text: str, data: SuiteDat
     for task in tasks:
         task_section(doc, infos[task], data.of_task(task), summaries[task])
 
-    profiles_section(doc, summaries, strategy_colors(list(dict.fromkeys(results["strategy"]))))
+    profiles_section(
+        doc,
+        summaries,
+        strategy_colors(list(dict.fromkeys(results["strategy"])), strategy_groups(results)),
+    )
     range_section(doc, data, summaries)
 
     doc.heading(2, "Files")
@@ -142,6 +146,7 @@ def task_info(task: str, results: pd.DataFrame) -> TaskInfo:
     """The labels and colours of one task, from its runs' rows."""
     first = results.iloc[0]
     order = list(dict.fromkeys(results["strategy"]))
+    groups = strategy_groups(results)
     return TaskInfo(
         task,
         str(first["metric"]),
@@ -149,9 +154,18 @@ def task_info(task: str, results: pd.DataFrame) -> TaskInfo:
         str(first["direction"]),
         float(first["target"]),
         float(results["budget_epochs"].max()),
-        strategy_colors(order),
+        strategy_colors(order, groups),
         results["seed"].nunique(),
+        groups,
     )
+
+
+def strategy_groups(results: pd.DataFrame) -> dict[str, str]:
+    """Each strategy label's family (`lrbench.strategies.GROUPS`), "other" if unknown."""
+    from lrbench.strategies import STRATEGY_GROUPS
+
+    names = results.drop_duplicates("strategy").set_index("strategy")["strategy_name"]
+    return {s: STRATEGY_GROUPS.get(str(names[s]), "other") for s in names.index}
 
 
 def _summary_table(
@@ -446,8 +460,9 @@ def _progress_figures(doc: Document, info: TaskInfo, data: SuiteData, order: lis
         fig_anytime(info, data.curves, order),
         f"{info.label}_anytime.png",
         f"{info.label}: best validation {info.metric_u} so far against cumulative training epochs "
-        f"(range test first, then the trials in order); line: median over seeds, band: interquartile range; "
-        f"dashed: the target.",
+        f"(range test first, then the trials in order), one panel per strategy family on the same "
+        f"axes; line: median over seeds, band: interquartile range; thin dashed grey: the first "
+        f"baseline, for reference in every panel; dashed black: the target; dotted: the budget.",
     )
     doc.figure(
         fig_epochs_to_target(info, data.results, order),
