@@ -326,6 +326,28 @@ def cmd_bench_harness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lrbench.bench import run_all
+
+    if not args.time_limit > 0:
+        raise ConfigError(
+            f"--time-limit must be a positive number of seconds, got {args.time_limit}"
+        )
+    out = Path(args.out or "reports/bench")
+    run_all(
+        out,
+        device=args.device,
+        time_limit=args.time_limit,
+        tiny=args.tiny,
+        data_root=args.data_root,
+        echo=lambda line: print(line, flush=True),
+    )
+    print(f"wrote {out}/bench.md and one JSON file per section")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lrbench.bench import run_bench
 
@@ -333,6 +355,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_population(args)
     if args.harness:
         return cmd_bench_harness(args)
+    if args.all:
+        return cmd_bench_all(args)
     args.tasks = args.tasks or ["fmnist_vae", "cifar10"]
     opts = _bench_task_options(args)
     rows = run_bench(
@@ -496,6 +520,26 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         help="time a trial through lrbench's harness against plain study.optimize (per trial)",
     )
     p.add_argument("--trials", type=int, default=200, help="trials per side for --harness")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every figure of a GPU session in one command (engine, populations, cifar10 "
+        "seeds, the significant-digit search), each written to --out as measured; --data-root "
+        "then names CIFAR-10's folder",
+    )
+    p.add_argument(
+        "--tiny", action="store_true", help="with --all: every section at a CPU's size (minutes)"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=840.0,
+        metavar="SECONDS",
+        help="with --all: sections not started by then are left out (default 840)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="with --all: where to write (default reports/bench)"
+    )
     p.add_argument("--sizes", metavar="K,K,...", help="population sizes (default 1,4,16,64)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per side; the first is a warm-up")
     p.add_argument(

@@ -214,6 +214,7 @@ def test_chosen_config_is_the_best_value_trial_and_its_test_attr(storage, result
         maximize = study.user_attrs["direction"] == "maximize"
         best = (max if maximize else min)(complete, key=lambda t: t.value)
         row = _row(results, study)
+        # Its place among the run's trials (no trial of these runs was interrupted: its number).
         assert row.chosen_trial == best.number
         assert row.chosen_lr == best.params["lr"]
         assert row.chosen_value == best.value

@@ -1,6 +1,7 @@
 """`lrbench bench`: benchmark commands that print ratios against a baseline run in the same
 command (never timed tests)."""
 
+from lrbench.bench._all import run_all
 from lrbench.bench._engine import device_name, run_bench
 from lrbench.bench._harness import format_harness, run_harness_bench
 from lrbench.bench._population import HEADER as POPULATION_HEADER
@@ -12,6 +13,7 @@ __all__ = [
     "device_name",
     "format_harness",
     "format_population_row",
+    "run_all",
     "run_bench",
     "run_harness_bench",
     "run_population_bench",

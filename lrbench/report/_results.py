@@ -292,6 +292,15 @@ def first_reach(run: Run) -> Point | None:
     return next((p for p in walk(run) if run.meets(p.val)), None)
 
 
+def _position(run: Run, trial: FrozenTrial | None) -> int | None:
+    """`trial`'s place among the run's counted trials (0 = first): what the strategy tried
+    first, second ..., whatever numbers trials failed by an interruption took in the storage,
+    so that an interrupted and resumed run names the same trial as an uninterrupted one."""
+    if trial is None:
+        return None
+    return [t.number for t in run.counted_trials].index(trial.number)
+
+
 def chosen_trial(run: Run) -> FrozenTrial | None:
     """The configuration the run chose: its COMPLETE trial with the best value (earliest on ties)."""
     best: FrozenTrial | None = None
@@ -415,7 +424,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "epochs_to_target": hit.epochs if hit is not None else math.inf,
         "wall_seconds_to_target": hit.seconds if hit is not None else math.inf,
         "best_val": best_val(run),
-        "chosen_trial": chosen.number if chosen is not None else None,
+        "chosen_trial": _position(run, chosen),
         "chosen_lr": _num(chosen.params.get("lr")) if chosen is not None else math.nan,
         "chosen_schedule": chosen_rec.schedule if chosen_rec is not None else None,
         "chosen_value": _num(chosen.value) if chosen is not None else math.nan,
@@ -447,7 +456,9 @@ def load_results(
     `storage` is an Optuna storage URL or storage object (or a list of `Run` from `load_runs`).
     `epochs_to_target` / `wall_seconds_to_target` are `inf` when the target was never met;
     `test` is the test metric of the chosen trial (the COMPLETE trial with the best value), the
-    only test number reported.
+    only test number reported; `chosen_trial` is that trial's place among the run's counted
+    trials (0 = the strategy's first), not its storage number, which counts trials failed by an
+    interruption.
     """
     rows = [run_result(r) for r in _runs(storage, suite)]
     # A task's final test metrics follow the fixed columns, only when some run stored them.
