@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 _SUPPORTED = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
-_UNSUPPORTED_FLAGS = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
+# `fused` is not among them: the stacked step does the update itself, for every member at once.
+_UNSUPPORTED_FLAGS = ("amsgrad", "maximize", "capturable", "differentiable")
 _SHARED = {
     "adam": ("eps", "weight_decay", "decoupled_weight_decay"),
     "sgd": ("dampening", "nesterov", "weight_decay"),
