@@ -11,6 +11,7 @@ from typing import Any
 
 from lrbench import interrupts
 from lrbench.errors import ConfigError, Interrupted, LrbenchError, out_of_memory
+from lrbench.limits import MAX_EPOCHS, MAX_SEED, MAX_SEEDS, MAX_TRAIN_SUBSET, max_workers
 from lrbench.report import fmt_fixed as _fmt
 from lrbench.storage import GRACE_S, HEARTBEAT_S
 from lrbench.tools import parse_key_values
@@ -22,10 +23,47 @@ def _check_rate(flag: str, value: float | None) -> None:
         raise ConfigError(f"{flag} {value}: a learning rate must be positive and finite")
 
 
+def _check_seed(flag: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{flag} {value}: a seed is a whole number from 0 to {MAX_SEED}")
+
+
+def _check_count(flag: str, value: int | None, maximum: int, minimum: int = 1) -> None:
+    """A count on the command line (epochs, seeds, workers) within its bounds (None: not given)."""
+    if value is not None and value < minimum:
+        raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
+    if value is not None and value > maximum:
+        raise ConfigError(f"{flag} {value}: must be at most {maximum}")
+
+
+def _data_options(args: argparse.Namespace):
+    """The data flags, checked: a training subset is positive and below any dataset's size."""
+    from lrbench.tasks import DataOptions
+
+    n = args.train_subset
+    if n is not None and n < 1:
+        raise ConfigError(f"--train-subset {n}: must be positive")
+    if n is not None and n > MAX_TRAIN_SUBSET:
+        raise ConfigError(
+            f"--train-subset {n}: must be at most {MAX_TRAIN_SUBSET} (more than any dataset "
+            "holds); drop it to train on every example"
+        )
+    return DataOptions(args.data_root, n, args.download)
+
+
 def _check_plot_path(path: str | None) -> None:
-    """Before any training: the figure's format is one matplotlib writes."""
+    """Before any training: the figure's format is one matplotlib writes, into a folder that
+    exists (a typo in it is not a folder to create)."""
     if path is None:
         return
+    from pathlib import Path
+
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--plot {path}: the folder {folder} does not exist; create it first, or name a "
+            "file in an existing folder"
+        )
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
@@ -88,12 +126,14 @@ def _qualified(cls: type) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lrbench.tasks import DataOptions, get_task
+    from lrbench.tasks import get_task
     from lrbench.tools import ScheduleSpec
     from lrbench.training import TrainConfig, final_metrics, resolve_device, train
 
     task = get_task(args.task, **parse_key_values(args.task_opt, "task"))
     _check_rate("--lr", args.lr)
+    _check_seed("--seed", args.seed)
+    data_options = _data_options(args)
     device = resolve_device(args.device)
     config = TrainConfig.for_task(
         task,
@@ -104,7 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         optimizer_reset=args.optimizer_reset,
     )
-    data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
+    _check_count("--epochs", config.epochs, MAX_EPOCHS)  # TrainConfig refused 0 and below
+    data = task.prepare(device, data_options)
     with _EpochLines(task, config, quiet_bar=args.json) as show:
         result = train(task, config, device=device, data=data, progress=show, keep_best_state=True)
     final = {}
@@ -175,7 +216,7 @@ def _print_train_result(task, config, result, final: dict[str, float], device) -
 
 
 def cmd_range_test(args: argparse.Namespace) -> int:
-    from lrbench.tasks import DataOptions, get_task
+    from lrbench.tasks import get_task
     from lrbench.tools import check_range_test_args
     from lrbench.training import resolve_device, task_range_test
 
@@ -183,12 +224,14 @@ def cmd_range_test(args: argparse.Namespace) -> int:
     _check_plot_path(args.plot)
     _check_rate("--start-lr", args.start_lr)
     _check_rate("--end-lr", args.end_lr)
+    _check_seed("--seed", args.seed)
+    data_options = _data_options(args)
     try:  # the checks of lrbench.lr_range_test, before any data is loaded
         check_range_test_args(args.start_lr, args.end_lr, args.num_iter, args.step_mode)
     except ValueError as e:
         raise ConfigError(f"range-test: {str(e).removeprefix('lr_range_test: ')}") from None
     device = resolve_device(args.device)
-    data = task.prepare(device, DataOptions(args.data_root, args.train_subset, args.download))
+    data = task.prepare(device, data_options)
     result = task_range_test(
         task,
         data,
@@ -254,6 +297,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise ConfigError(f"{flag} must be at least 1 second, got {value}")
+    if args.workers > max_workers():
+        raise ConfigError(
+            f"--workers {args.workers}: must be at most {max_workers()} on this machine "
+            "(4 per CPU core): each worker is a process with its own data and model, and more "
+            "only queue for the cores"
+        )
     url = run_suite(
         args.suite,
         storage=args.storage,
@@ -291,7 +340,7 @@ def cmd_bench_population(args: argparse.Namespace) -> int:
     if not args.tasks:
         gpu = args.device != "cpu" and torch.cuda.is_available()
         args.tasks = ["fmnist_vae", "digits"] + (["cifar10"] if gpu else [])
-    sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
+    sizes = _sizes(args.sizes) if args.sizes else None
     from lrbench.bench import device_name
     from lrbench.training import resolve_device
 
@@ -348,9 +397,42 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """`--sizes 1,4,16`: population sizes, whole numbers at least 1."""
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--sizes {text!r}: give whole numbers separated by commas, e.g. 1,4,16"
+        ) from None
+    if min(sizes) < 1:
+        raise ConfigError(f"--sizes {text}: every population size must be at least 1")
+    return sizes
+
+
+def _check_bench_args(args: argparse.Namespace) -> None:
+    _check_count("--epochs", args.epochs, MAX_EPOCHS)
+    _check_count("--num-workers", args.num_workers, max_workers(), minimum=0)
+    _data_options(args)
+
+
+def _note_missing_baselines(tasks: list[str]) -> None:
+    from lrbench.bench import DATALOADER_TASKS
+    from lrbench.tasks import TASKS
+
+    for name in tasks:
+        if name in TASKS and name not in DATALOADER_TASKS:  # an unknown name is refused later
+            print(
+                f"lrbench: note: no DataLoader baseline for {name} (there is one for "
+                f"{', '.join(DATALOADER_TASKS)}): timing the engine and the plain loop only",
+                file=sys.stderr,
+            )
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lrbench.bench import run_bench
 
+    _check_bench_args(args)
     if args.population:
         return cmd_bench_population(args)
     if args.harness:
@@ -358,6 +440,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.all:
         return cmd_bench_all(args)
     args.tasks = args.tasks or ["fmnist_vae", "cifar10"]
+    _note_missing_baselines(args.tasks)
     opts = _bench_task_options(args)
     rows = run_bench(
         args.tasks,
@@ -449,9 +532,13 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from lrbench.calibrate import calibrate_command
-    from lrbench.tasks import DataOptions
     from lrbench.tools import ScheduleSpec
 
+    _check_count("--epochs", args.epochs, MAX_EPOCHS)
+    _check_count("--seeds", args.seeds, MAX_SEEDS)
+    _check_seed("--first-seed", args.first_seed)
+    _check_seed("--first-seed + --seeds - 1", args.first_seed + args.seeds - 1)
+    _check_rate("--lr", args.lr)
     calibrate_command(
         args.target,
         task_label=args.task,
@@ -463,7 +550,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         schedule=ScheduleSpec.parse(args.schedule) if args.schedule else None,
         device=args.device,
         write=args.write,
-        data_options=DataOptions(args.data_root, args.train_subset, args.download),
+        data_options=_data_options(args),
         task_options=parse_key_values(args.task_opt, "task"),
     )
     return 0

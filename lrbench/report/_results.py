@@ -22,7 +22,6 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from lrbench.errors import ConfigError
 from lrbench.storage.records import (
     EpochEntry,
     RunKeys,
@@ -201,16 +199,9 @@ def worst_value(direction: str) -> float:
 def _storage_from(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
     if not isinstance(storage, str):
         return storage
-    if storage.startswith("sqlite:///"):
-        path = Path(storage[len("sqlite:///") :])
-        if not path.exists():  # opening it would create an empty database
-            raise ConfigError(
-                f"storage {storage!r}: no such file {path}; run the suite first (`lrbench run`) "
-                "or give --storage"
-            )
     from lrbench.storage import open_storage
 
-    return open_storage(storage)
+    return open_storage(storage, create=False)  # reading: an empty or missing file is refused
 
 
 def load_runs(storage: str | optuna.storages.BaseStorage, suite: str) -> list[Run]:

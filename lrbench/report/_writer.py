@@ -65,7 +65,7 @@ def write_report(
             "run it first with `lrbench run`, or give the --storage it was run into"
         )
     out = Path(out) if out is not None else REPORTS_DIR / suite
-    out.mkdir(parents=True, exist_ok=True)
+    _make_report_folder(out)
     data.results.to_csv(out / "runs.csv", index=False)
 
     doc = Document(out)
@@ -74,3 +74,13 @@ def write_report(
     md.write_text(doc.markdown(), encoding="utf-8")
     (out / "report.html").write_text(doc.html(f"lrbench report: {suite}"), encoding="utf-8")
     return md, [md, out / "report.html", out / "runs.csv", *doc.figures]
+
+
+def _make_report_folder(out: Path) -> None:
+    """The report's folder, created with its parents (a report is a new folder to fill)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: not a folder (a file of that name exists); name a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder: {e.strerror}") from None

@@ -36,6 +36,7 @@ naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ else:  # Python 3.10 (a version check, not try/except, so that mypy checks the b
     import tomli as tomllib
 
 from lrbench.errors import ConfigError, LrbenchError
+from lrbench.limits import MAX_EPOCHS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRAIN_SUBSET
 from lrbench.tasks import DataOptions, get_task
 from lrbench.tools import OPTIMIZERS
 
@@ -180,11 +182,27 @@ class _Reader:
         return value
 
     def positive(
-        self, key: str, default: Any = None, required: bool = False, integer: bool = False
+        self,
+        key: str,
+        default: Any = None,
+        required: bool = False,
+        integer: bool = False,
+        maximum: int | None = None,
     ) -> Any:
         value = self.get(key, int if integer else (int, float), default, required)
         if value is not None and not value > 0:
             raise self.error(key, f"must be positive, got {value!r}")
+        if value is not None and not math.isfinite(value):
+            raise self.error(key, f"must be finite, got {value!r}")
+        if value is not None and maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: Any = None) -> Any:
+        """A finite number (NaN or infinity would compare false with every value)."""
+        value = self.get(key, (int, float), default)
+        if value is not None and not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value!r}")
         return value
 
     def rest(self) -> dict[str, Any]:
@@ -222,19 +240,12 @@ def load_suite(suite: str | Path) -> Suite:
     top = _Reader(path, doc, "")
     head = _Reader(path, top.get("suite", dict, {}), "suite")
     name = head.get("name", str, path.stem)
-    if not _LABEL.match(name):
-        raise head.error("name", f"{name!r} may hold only letters, digits and _ . + -")
+    problem = _label_problem(name)
+    if problem:
+        raise head.error("name", problem)
     description = head.get("description", str, "")
-    seeds_raw = head.get("seeds", list, [0])
-    if not seeds_raw or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw
-    ):
-        raise head.error(
-            "seeds", f"expected a non-empty list of non-negative integers, got {seeds_raw!r}"
-        )
-    if len(set(seeds_raw)) != len(seeds_raw):
-        raise head.error("seeds", f"repeated seed in {seeds_raw!r}")
-    default_budget = head.positive("budget_epochs", required=True)
+    seeds_raw = _seeds(head)
+    default_budget = head.positive("budget_epochs", required=True, maximum=MAX_EPOCHS)
     # The strategy every other is tested against, fixed before the runs (the report's planned
     # comparisons); None: the task's fixed default rate, the strategy labelled `fixed`.
     control = head.get("control", str)
@@ -243,7 +254,7 @@ def load_suite(suite: str | Path) -> Suite:
     data_r = _Reader(path, top.get("data", dict, {}), "data")
     data = DataOptions(
         data_root=data_r.get("data_root", str),
-        train_subset=data_r.positive("train_subset", integer=True),
+        train_subset=data_r.positive("train_subset", integer=True, maximum=MAX_TRAIN_SUBSET),
         download=data_r.get("download", bool, False),
     )
     data_r.reject_unknown("data_root, train_subset, download")
@@ -268,12 +279,46 @@ def load_suite(suite: str | Path) -> Suite:
     return Suite(name, path, description, tuple(seeds_raw), tasks, strategies, data, control)
 
 
+def _label_problem(label: str) -> str | None:
+    """What is wrong with a name that becomes part of study and file names, or None."""
+    if len(label) > MAX_NAME:
+        return (
+            f"{_short(label)!r} is too long ({len(label)} characters, at most {MAX_NAME}): "
+            "it becomes part of file names"
+        )
+    if not _LABEL.match(label):
+        return f"{label!r} may hold only letters, digits and _ . + -"
+    return None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:20] + "..."
+
+
+def _seeds(head: _Reader) -> list[int]:
+    """`[suite] seeds`: distinct integers from 0 to MAX_SEED, at most MAX_SEEDS of them."""
+    seeds = head.get("seeds", list, [0])
+    if len(seeds) > MAX_SEEDS:  # checked first: the message must not print them all
+        raise head.error("seeds", f"{len(seeds)} seeds: at most {MAX_SEEDS} seeds per suite")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise head.error("seeds", f"expected a non-empty list of integers, got {seeds!r}")
+    bad = next((s for s in seeds if not 0 <= s <= MAX_SEED), None)
+    if bad is not None:
+        raise head.error(
+            "seeds", f"seed {bad} is out of range: seeds are from 0 to at most {MAX_SEED}"
+        )
+    if len(set(seeds)) != len(seeds):
+        raise head.error("seeds", f"repeated seed in {seeds!r}")
+    return seeds
+
+
 def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> TaskSpec:
-    where = f"tasks.{label}"
+    where = f"tasks.{_short(label)}"
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: {where}: expected a table")
-    if not _LABEL.match(label):
-        raise ConfigError(f"{path}: {where}: label may hold only letters, digits and _ . + -")
+    problem = _label_problem(label)
+    if problem:
+        raise ConfigError(f"{path}: {where}: label {problem}")
     r = _Reader(path, table, where)
     name = r.get("task", str, label)
     options = r.get("options", dict, {})
@@ -281,15 +326,15 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
         task = get_task(name, **options)
     except LrbenchError as e:
         raise r.error("task" if "unknown task" in str(e) else "options", str(e)) from None
-    target = r.get("target", (int, float), task.default_target)
+    target = r.number("target", task.default_target)
     if target is None:
         raise r.error("target", f"task {name!r} has no default target: set one")
-    epochs = r.positive("epochs_per_trial", task.default_epochs, integer=True)
+    epochs = r.positive("epochs_per_trial", task.default_epochs, integer=True, maximum=MAX_EPOCHS)
     low = r.positive("low", 1e-5)
     high = r.positive("high", 1.0)
     if low >= high:
         raise r.error("low", f"low ({low}) must be below high ({high})")
-    budget = r.positive("budget_epochs", default_budget)
+    budget = r.positive("budget_epochs", default_budget, maximum=MAX_EPOCHS)
     optimizer = r.get("optimizer", str)
     if optimizer is not None and optimizer not in OPTIMIZERS:
         raise r.error(
@@ -331,9 +376,14 @@ def _strategy_specs(path: Path, entries: list, task_labels: set[str]) -> tuple[S
                 "name", f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}"
             )
         label = r.get("label", str, name)
-        if not _LABEL.match(label):
-            raise r.error("label", f"{label!r} may hold only letters, digits and _ . + -")
+        problem = _label_problem(label)
+        if problem:
+            raise r.error("label", problem)
         tasks = r.get("tasks", list)
+        if tasks == []:  # a strategy for no task is a mistake, not a way to switch it off
+            raise r.error(
+                "tasks", "empty list: name the task labels, or drop the key for every task"
+            )
         if tasks is not None:
             bad = [t for t in tasks if t not in task_labels]
             if bad:
@@ -372,5 +422,7 @@ def _reference(r: _Reader) -> tuple[tuple[int, float], ...]:
             raise r.error("reference", f"{key!r} is not an epoch count (a positive integer)")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise r.error(f"reference.{key}", f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise r.error(f"reference.{key}", f"must be a finite number, got {value!r}")
         out.append((int(key), float(value)))
     return tuple(sorted(out))

@@ -11,13 +11,20 @@ PostgreSQL honours and SQLite ignores. So every SQLite transaction here begins w
 read a trial as waiting and both claim it. Writers wait their turn (up to `SQLITE_BUSY_S`).
 SQLite files are kept in write-ahead-log mode (`<file>-wal` beside the file while it is open;
 `close_storage` folds it back).
+
+An SQLite file is inspected before Optuna opens it (`check_sqlite_file`): Optuna writes its
+schema into any file it is given, so a file that is not SQLite, another application's
+database or a damaged one is refused, and nothing is created for a command that only reads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import optuna
 
@@ -30,6 +37,8 @@ SQLITE_BUSY_S = 60
 # GRACE_S seconds is declared dead and retried by another worker.
 HEARTBEAT_S = 20
 GRACE_S = 90
+# Tables Optuna's RDB storage always has: a file with other tables and not these is not ours.
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
 POSTGRES_HINT = (
     "pip install 'lrbench[postgres]' (installs psycopg 3, which SQLAlchemy uses for "
     "postgresql:// and postgresql+psycopg:// URLs)"
@@ -46,9 +55,13 @@ def open_storage(
     heartbeat_interval: int = HEARTBEAT_S,
     grace_period: int = GRACE_S,
     retry_stale: bool = False,
+    create: bool = True,
 ) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage with heartbeats; `retry_stale` re-enqueues a dead worker's trials
-    (Optuna's `RetryFailedTrialCallback`), for the coordinating study of a suite's runs."""
+    (Optuna's `RetryFailedTrialCallback`), for the coordinating study of a suite's runs.
+    `create=False` (a command that only reads, such as `report`) refuses a storage that holds
+    no runs instead of creating one."""
+    check_sqlite_file(url, create=create)
     _quiet_optuna_warnings()
     kwargs: dict[str, Any] = {
         "heartbeat_interval": heartbeat_interval,
@@ -86,7 +99,6 @@ def _retry_callback():
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        _make_sqlite_folder(url)
         # isolation_level=None: the driver emits no BEGIN of its own; _begin_immediate does.
         return {"connect_args": {"timeout": SQLITE_BUSY_S, "isolation_level": None}}
     if url.startswith("postgresql"):
@@ -94,17 +106,85 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def _make_sqlite_folder(url: str) -> None:
-    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+def check_sqlite_file(url: str, *, create: bool) -> None:
+    """Before Optuna opens (and writes into) an SQLite URL's file: refuse a folder, a file that
+    is not SQLite, a damaged one, or another application's database; a missing file is
+    created only when `create` (in an existing folder, or the default runs/), and with
+    `create=False` a file without Optuna's tables is refused as holding no runs."""
+    path = _sqlite_path(url)
+    if path is None:
         return
-    path = Path(url[len("sqlite:///") :])
     if path.is_dir():
         raise ConfigError(f"storage {url!r}: {path} is a folder; name a file, e.g. {path}/runs.db")
+    if not path.exists():
+        if not create:
+            raise ConfigError(
+                f"storage {url!r}: no such file {path}; run the suite first (`lrbench run`) "
+                "or give --storage"
+            )
+        _make_sqlite_folder(url, path.parent)
+        return
+    tables = _sqlite_tables(url, path)
+    if not tables & OPTUNA_TABLES and (tables or not create):
+        if not tables:  # an empty file: SQLite's empty database, which `run` may fill
+            raise ConfigError(
+                f"no lrbench runs stored in {path} (storage {url!r} is empty); run a suite "
+                "into it first (`lrbench run`), or give the --storage it was run into"
+            )
+        raise ConfigError(
+            f"storage {url!r}: {path} is another application's SQLite database (tables "
+            f"{', '.join(sorted(tables)[:5])}; none of Optuna's): lrbench will not write into "
+            "it; give another --storage"
+        )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None: another database, or SQLite in memory)."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url[len("sqlite:///") :])
+
+
+def _sqlite_tables(url: str, path: Path) -> set[str]:
+    """The tables of an SQLite file, read-only; refused when it is not SQLite or is damaged."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            tables = {
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise ConfigError(
+                f"storage {url!r}: {path} is not an SQLite database file; give another "
+                "--storage (a new file name, or a storage lrbench wrote)"
+            ) from None
+        problems = [str(e)]
+        tables = set()
+    if problems != ["ok"]:
+        raise ConfigError(
+            f"storage {url!r}: {path} is damaged (PRAGMA quick_check: {problems[0]}); "
+            "restore it from a copy, or give another --storage"
+        )
+    return tables
+
+
+def _make_sqlite_folder(url: str, folder: Path) -> None:
+    """The default folder (runs/) is created; any other is a path given, where a missing
+    folder is more likely a typo than a wish to create it."""
+    if folder.is_dir():
+        return
+    if folder != RUNS_DIR:
+        raise ConfigError(
+            f"storage {url!r}: the folder {folder} does not exist; create it first, or give a "
+            "--storage path in an existing, writable folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(
-            f"storage {url!r}: cannot create the folder {path.parent}: {e.strerror}; "
+            f"storage {url!r}: cannot create the folder {folder}: {e.strerror}; "
             "give a --storage path in a writable folder"
         ) from None
 

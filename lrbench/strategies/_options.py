@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lrbench.errors import ConfigError
+from lrbench.limits import MAX_COUNT
 
 OptionsT = TypeVar("OptionsT", bound="StrategyOptions")
 
@@ -113,6 +114,9 @@ def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
         )
     if meta.get("positive") and not value > 0:
         raise ConfigError(f"{owner}: option {f.name}={value!r} must be positive")
+    if base is int and meta.get("maximum") is None and value > MAX_COUNT:
+        # Far past any sensible count; 2**63-1 grid points failed deep in numpy.
+        raise ConfigError(f"{owner}: option {f.name}={value!r} must be at most {MAX_COUNT}")
     return value
 
 

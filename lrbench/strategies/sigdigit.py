@@ -35,7 +35,7 @@ _TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState
 @dataclass(frozen=True)
 class SigDigitOptions(SamplerOptions):
     k: int = option(2, minimum=1)
-    digits: int = option(3, minimum=1)
+    digits: int = option(3, minimum=1, maximum=15)  # a float holds about 15 digits
     decade: float | None = option(None, positive=True)
     exploit: bool = option(True)
     patience: int | None = option(None, minimum=1)

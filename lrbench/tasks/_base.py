@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -75,6 +76,20 @@ class Task(ABC):
     # weights differ from the trained ones (50, as Schedule-Free's README does; at most an epoch).
     recalibration_steps: ClassVar[int] = 50
     option_defaults: ClassVar[dict[str, Any]] = {}
+    # Integer options that count or size something: at least 1. Any other integer option
+    # (padding, a test-time augmentation level) is at least 0.
+    size_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "hidden",
+            "width",
+            "layers",
+            "z_dim",
+            "batch_size",
+            "val_size",
+            "steps_per_epoch",
+            "iwae_k",
+        }
+    )
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.option_defaults)
@@ -85,6 +100,7 @@ class Task(ABC):
             )
         for key, value in options.items():
             _check_option_type(self.name, key, value, self.option_defaults[key])
+            _check_option_range(self.name, key, value, 1 if key in self.size_options else 0)
         self.options: dict[str, Any] = {**self.option_defaults, **options}
         if "batch_size" in self.options:
             self.batch_size = int(
@@ -249,6 +265,17 @@ def _check_option_type(task: str, key: str, value: Any, default: Any) -> None:
             f"task {task!r}: option {key} must be {kind.get(type(default), type(default).__name__)}"
             f" like its default {default!r}, got {value!r}"
         )
+
+
+def _check_option_range(task: str, key: str, value: Any, minimum: int) -> None:
+    """An integer option at least `minimum` (a width of -3 failed deep in torch); a number
+    finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"task {task!r}: option {key} must be finite, got {value!r}")
+    if isinstance(value, int) and value < minimum:
+        raise ConfigError(f"task {task!r}: option {key} must be at least {minimum}, got {value}")
 
 
 def subset(split: TensorSplit, n: int | None) -> TensorSplit:

@@ -103,22 +103,40 @@ def _rest(o: dict[str, Any]) -> dict[str, Any]:
     return rest
 
 
+def _count(o: dict[str, Any], key: str, default: Any) -> Any:
+    """Pop a whole number of steps or epochs, at least 1 (torch divides by it mid-trial)."""
+    value = o.pop(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{key} must be a whole number at least 1, got {value!r}")
+    return value
+
+
+def _factor(o: dict[str, Any], key: str, default: float) -> float:
+    """Pop a positive, finite multiplier (a word failed at the first epoch's end)."""
+    value = o.pop(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{key} must be a positive, finite number, got {value!r}")
+    return float(value)
+
+
 def _constant(opt, ctx, o):
     return None, "epoch"
 
 
 def _step(opt, ctx, o):
-    step = o.pop("step_size", max(1, ctx.epochs // 3))
-    return lr_scheduler.StepLR(opt, step_size=step, gamma=o.pop("gamma", 0.1)), "epoch"
+    step = _count(o, "step_size", max(1, ctx.epochs // 3))
+    return lr_scheduler.StepLR(opt, step_size=step, gamma=_factor(o, "gamma", 0.1)), "epoch"
 
 
 def _exponential(opt, ctx, o):
-    return lr_scheduler.ExponentialLR(opt, gamma=o.pop("gamma", 0.9)), "epoch"
+    return lr_scheduler.ExponentialLR(opt, gamma=_factor(o, "gamma", 0.9)), "epoch"
 
 
 def _cyclic(opt, ctx, o, mode=None):
     # `lr` is the peak (max_lr); Smith's rule of thumb puts base_lr at max_lr/3 to /4.
-    step_up = o.pop("step_size_up", None)
+    step_up = _count(o, "step_size_up", None)
     step_epochs = o.pop("step_size_epochs", 2)
     if step_up is None:
         step_up = max(1, round(step_epochs * ctx.steps_per_epoch))
@@ -129,7 +147,7 @@ def _cyclic(opt, ctx, o, mode=None):
         max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
         step_size_up=step_up,
         mode=mode,
-        gamma=o.pop("gamma", 1.0),
+        gamma=_factor(o, "gamma", 1.0),
         cycle_momentum=o.pop("cycle_momentum", False) and _has_momentum(opt),
         **_rest(o),
     ), "step"
@@ -144,23 +162,23 @@ def _one_cycle(opt, ctx, o):
     return lr_scheduler.OneCycleLR(
         opt,
         max_lr=_per_group(opt, o.pop("max_lr", ctx.lr)),
-        total_steps=o.pop("total_steps", ctx.total_steps + 1),
+        total_steps=_count(o, "total_steps", ctx.total_steps + 1),
         cycle_momentum=o.pop("cycle_momentum", True) and _has_momentum(opt),
         **_rest(o),
     ), "step"
 
 
 def _cosine(opt, ctx, o):
-    t_max, epochs = o.pop("T_max", None), o.pop("epochs", ctx.epochs)
+    t_max, epochs = _count(o, "T_max", None), o.pop("epochs", ctx.epochs)
     t_max = t_max or max(1, round(epochs * ctx.steps_per_epoch))
     return lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=o.pop("eta_min", 0.0)), "step"
 
 
 def _cosine_warm_restarts(opt, ctx, o):
-    t0, t0_epochs = o.pop("T_0", None), o.pop("t0_epochs", 1)
+    t0, t0_epochs = _count(o, "T_0", None), o.pop("t0_epochs", 1)
     t0 = t0 or max(1, round(t0_epochs * ctx.steps_per_epoch))
     return lr_scheduler.CosineAnnealingWarmRestarts(
-        opt, T_0=t0, T_mult=o.pop("T_mult", 2), eta_min=o.pop("eta_min", 0.0)
+        opt, T_0=t0, T_mult=_count(o, "T_mult", 2), eta_min=o.pop("eta_min", 0.0)
     ), "step"
 
 
