@@ -309,3 +309,25 @@ def test_default_members_and_interval_follow_the_budget_and_the_trial_length(dig
     ctx.epochs_per_trial = 2
     assert (s.interval(ctx), s.n_members(ctx)) == (1, 8)
     assert s.n_members(_ctx(digits, budget=2)) == 2
+
+
+def test_an_interrupted_segment_fails_its_trials_and_the_resumed_run_ends_at_the_budget(digits):
+    ctx = _ctx(digits, budget=6, population=3)
+    epochs = 0
+
+    def stop_in_the_second_segment(record, key):
+        nonlocal epochs
+        epochs += 1
+        if epochs == 4:
+            raise KeyboardInterrupt
+
+    ctx.on_epoch = stop_in_the_second_segment
+    with pytest.raises(KeyboardInterrupt):
+        get_strategy("pbt", members=3, interval=1).run(ctx)
+    states = [t.state for t in ctx.study.get_trials(deepcopy=False)]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3 + [optuna.trial.TrialState.FAIL] * 3
+    ctx.on_epoch = None
+    get_strategy("pbt", members=3, interval=1).run(ctx)
+    new = ctx.study.get_trials(deepcopy=False)[6:]
+    assert new and all(t.user_attrs[PBTKeys.POPULATION] == 1 for t in new)
+    assert ctx.spent_steps() == ctx.budget_steps()
