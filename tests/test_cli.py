@@ -109,7 +109,8 @@ def test_list_shows_tasks_optimizers_schedules(capsys):
     assert list(sections) == ["tasks", "strategies", "optimizers", "schedules"]
     assert sections["tasks"] == ["fmnist_vae", "cifar10", "digits", "functions"] == list(TASKS)
     # Strategies are listed by group, every one once.
-    assert list(groups) == ["search", "heuristic", "baseline", "self-tuning"]
+    assert list(groups) == ["search", "population", "heuristic", "baseline", "self-tuning"]
+    assert groups["population"] == ["pbt"]
     assert sorted(sections["strategies"]) == sorted(STRATEGIES)
     assert groups["self-tuning"] == ["dadapt", "dog", "prodigy", "prodigy+cosine", "schedulefree"]
     assert {"qmc", "gp", "tpe", "grid"} <= set(groups["search"])

@@ -74,6 +74,7 @@ def test_the_registry_has_every_strategy_of_the_design():
         "prodigy+cosine",
         "dadapt",
         "dog",
+        "pbt",
     }
     assert all(STRATEGIES[name].strip() for name in STRATEGIES)
 

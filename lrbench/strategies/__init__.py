@@ -20,6 +20,7 @@ from lrbench.strategies import (  # noqa: F401
     gp,
     grid,
     one_cycle,
+    pbt,
     prodigy,
     qmc,
     random_search,
@@ -40,7 +41,8 @@ from lrbench.strategies._base import (
 )
 
 STRATEGIES: dict[str, str] = {name: desc for name, (_, _, desc) in REGISTRY.items()}
-# The group of every strategy (`GROUPS`): search, heuristic, baseline or self-tuning.
+# The group of every strategy (`GROUPS`): search, population, heuristic, baseline or
+# self-tuning.
 STRATEGY_GROUPS: dict[str, str] = {name: cls.group for name, (cls, _, _) in REGISTRY.items()}
 
 

@@ -324,7 +324,8 @@ class PlannedTrial:
     """A trial asked for in a run and configured, with how it is watched: `prune` asks the
     study's pruner after every epoch; `stop_rule(vals)` sees the trial's validation values so
     far and stops it when it returns True (the exploit phase's patience rule); `initial_state`
-    starts it from given weights; `keep_final_state` returns the weights it ended with;
+    starts it from given weights, `initial_optimizer_state` its optimizer from a given state
+    (at its own rate); `keep_final_state` returns the weights and optimizer state it ended with;
     `evaluation_weights` builds the weights it is evaluated at (`TrainOptions`). Trials planned
     together may belong to several runs of one task (a seed group)."""
 
@@ -336,6 +337,7 @@ class PlannedTrial:
     initial_state: dict | None = None
     keep_final_state: bool = False
     evaluation_weights: EvaluationWeightsFactory | None = None
+    initial_optimizer_state: dict | None = None
 
 
 def train_planned(planned: list[PlannedTrial], *, phase: str = "search") -> list[TrainResult]:
@@ -350,6 +352,7 @@ def train_planned(planned: list[PlannedTrial], *, phase: str = "search") -> list
             callback=m.after_epoch,
             evaluate_initial=True,
             initial_state=p.initial_state,
+            initial_optimizer_state=p.initial_optimizer_state,
             keep_best_state=True,  # record_trial keeps the run's best; the rest are dropped
             keep_final_state=p.keep_final_state,
             evaluation_weights=p.evaluation_weights,
@@ -479,9 +482,10 @@ REGISTRY: dict[str, tuple[type[Strategy], dict[str, Any], str]] = {}
 
 
 # The groups of design.md's strategy table, in the order lists and reports show them: does
-# searching for a rate (search), deriving it from a range test (heuristic) or taking a given one
-# (baseline) beat an optimizer that sets its own step size (self-tuning)?
-GROUPS = ("search", "heuristic", "baseline", "self-tuning")
+# searching for a rate (search), adapting it while a population trains (population), deriving it
+# from a range test (heuristic) or taking a given one (baseline) beat an optimizer that sets its
+# own step size (self-tuning)?
+GROUPS = ("search", "population", "heuristic", "baseline", "self-tuning")
 
 
 def _check_group(cls: type[Strategy]) -> None:

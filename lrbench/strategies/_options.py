@@ -11,9 +11,11 @@ and the value, never halfway through a run.
 Options that pass their own checks but not together (two fractions of one trial adding up to
 more than the trial) are refused by the class's `conflict`.
 
-Types understood: `int`, `float`, `str`, `bool`, each optionally `| None`. A `float` option
-keeps an integer as given (so a stored schedule reads `step_size_epochs=2`, as written);
-strings from a command line are parsed.
+Types understood: `int`, `float`, `str`, `bool`, each optionally `| None`, and `tuple[float,
+...]` (a list of numbers, or a comma-separated string; the checks apply to every element, and
+`as_dict` gives a list, as JSON and TOML write it). A `float` option keeps an integer as given
+(so a stored schedule reads `step_size_epochs=2`, as written); strings from a command line are
+parsed.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class StrategyOptions:
     """A strategy without options."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     def conflict(self) -> str | None:
         """What is wrong with these options together, or None (each passed its own checks)."""
@@ -91,6 +95,8 @@ def parse_options(owner: str, cls: type[OptionsT], given: Mapping[str, Any]) -> 
 
 
 def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    if typing.get_origin(hint) is tuple:
+        return _check_tuple(owner, f, typing.get_args(hint)[0], value)
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
@@ -99,6 +105,24 @@ def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
             return None
         raise ConfigError(f"{owner}: option {f.name} needs a value, got none")
     value = _coerce(owner, f.name, base, value)
+    _check_value(owner, f, value)
+    return value
+
+
+def _check_tuple(owner: str, f: dataclasses.Field, base: type, value: Any) -> tuple:
+    """A `tuple[base, ...]` option: a list, a tuple or a comma-separated string, each element
+    coerced and checked; at least one."""
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{owner}: option {f.name}={value!r} is not a list of numbers")
+    out = tuple(_coerce(owner, f.name, base, v) for v in value)
+    for v in out:
+        _check_value(owner, f, v)
+    return out
+
+
+def _check_value(owner: str, f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise ConfigError(
@@ -114,10 +138,10 @@ def _check(owner: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
         )
     if meta.get("positive") and not value > 0:
         raise ConfigError(f"{owner}: option {f.name}={value!r} must be positive")
-    if base is int and meta.get("maximum") is None and value > MAX_COUNT:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and meta.get("maximum") is None and value > MAX_COUNT:
         # Far past any sensible count; 2**63-1 grid points failed deep in numpy.
         raise ConfigError(f"{owner}: option {f.name}={value!r} must be at most {MAX_COUNT}")
-    return value
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

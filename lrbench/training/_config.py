@@ -118,10 +118,17 @@ class TrainResult:
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     # The weights at the end of training, likewise only when asked (`keep_final_state`).
     final_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    # The optimizer's `state_dict()` at the end of training, its tensors copied, with
+    # `keep_final_state` (population based training's exploit copies it with the weights).
+    final_optimizer_state: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        weights = ("best_state", "final_state")
-        d = asdict(dataclasses.replace(self, best_state=None, final_state=None))
+        weights = ("best_state", "final_state", "final_optimizer_state")
+        d = asdict(
+            dataclasses.replace(
+                self, best_state=None, final_state=None, final_optimizer_state=None
+            )
+        )
         for key in weights:
             d.pop(key)
         return d
@@ -138,8 +145,12 @@ class TrainOptions:
     `callback(record)` runs after every epoch that did not diverge or hit the budget; returning
     True stops the trial (pruning). `progress(record)` sees every epoch. `initial_state` starts
     from given weights instead of a fresh initialisation (the significant-digit exploit phase
-    continues from the weights the previous rate ended with); `keep_best_state` returns the best
-    weights, `keep_final_state` the weights at the end of training.
+    continues from the weights the previous rate ended with); `initial_optimizer_state` (a torch
+    optimizer `state_dict()`, e.g. a `TrainResult.final_optimizer_state`) is loaded into the
+    trial's optimizer once it is built: its per-parameter state (Adam's moments and step count)
+    carries on, while every param group's rate is the trial's `config.lr` (population based
+    training's explored rate), never the stored one. `keep_best_state` returns the best weights,
+    `keep_final_state` the weights and the optimizer state at the end of training.
 
     `evaluation_weights(model, optimizer)` builds the `EvaluationWeights` evaluated instead of
     the trained ones (default: the task's `evaluation_weights`, else the trained weights).
@@ -154,6 +165,7 @@ class TrainOptions:
     evaluate_test: bool = True
     evaluate_initial: bool = False
     initial_state: dict[str, torch.Tensor] | None = None
+    initial_optimizer_state: dict[str, Any] | None = None
     keep_best_state: bool = False
     keep_final_state: bool = False
     evaluation_weights: EvaluationWeightsFactory | None = None

@@ -209,8 +209,15 @@ class StackedForm:
         for ledger, params in zip(self.active, self.params):
             ledger.build(params)
         optimizers = [m.optimizer for m in self.ledgers]
+        # The stacked step keeps its own state: members whose optimizer state is loaded or
+        # returned step with their own optimizers.
+        own_state = any(
+            o.initial_optimizer_state is not None or o.keep_final_state for o in options
+        )
         self.fast = (
-            StackedStep.build(optimizers) if stacked_step and _same_resets(configs) else None
+            StackedStep.build(optimizers)
+            if stacked_step and _same_resets(configs) and not own_state
+            else None
         )
         for m in self.ledgers:
             m.stepped_together = self.fast is not None

@@ -10,8 +10,10 @@ asks the ledger what the trial's rules say.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
+from typing import Any
 
 import torch
 
@@ -53,6 +55,7 @@ class TrialLedger:
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.final_state: dict[str, torch.Tensor] | None = None
+        self.final_optimizer_state: dict[str, Any] | None = None
         self.initial_val: float | None = None
         self.steps = 0
         self.diverged = self.cut = self.stopped = self.finished = False
@@ -60,11 +63,14 @@ class TrialLedger:
 
     # -- set-up --------------------------------------------------------------------------------
     def build(self, params: list[torch.Tensor]) -> None:
-        """The trial's optimizer over `params` and its schedule."""
+        """The trial's optimizer over `params` (with the given `initial_optimizer_state`, if
+        any) and its schedule."""
         config = self.config
         self.optimizer = build_optimizer(
             config.optimizer, params, config.lr, **config.optimizer_kwargs
         )
+        if self.options.initial_optimizer_state is not None:
+            load_optimizer_state(self.optimizer, self.options.initial_optimizer_state)
         self.schedule = build_schedule(
             config.schedule,
             self.optimizer,
@@ -156,6 +162,10 @@ class TrialLedger:
             return True
         return record.epoch >= self.config.epochs
 
+    def keep_final_optimizer_state(self) -> None:
+        """Copy the optimizer's state as it ends training (`keep_final_state`)."""
+        self.final_optimizer_state = copy.deepcopy(self.optimizer.state_dict())
+
     def result(self, test: float | None) -> TrainResult:
         config = self.config
         return TrainResult(
@@ -178,7 +188,21 @@ class TrialLedger:
             initial_val=self.initial_val,
             best_state=self.best_state if self.options.keep_best_state else None,
             final_state=self.final_state,
+            final_optimizer_state=self.final_optimizer_state,
         )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a stored `state_dict()` into a freshly built `optimizer`, keeping the rate it was
+    built with: its per-parameter state carries on, the stored rates (and a previous schedule's
+    `initial_lr`) are dropped, so the trial's schedule starts from the trial's own rate. The
+    state is copied first: torch would share its tensors (the step count) with `state`, and
+    one stored state may start several trials."""
+    rates = [group["lr"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(copy.deepcopy(state))
+    for group, lr in zip(optimizer.param_groups, rates):
+        group["lr"] = lr
+        group.pop("initial_lr", None)
 
 
 def _quietly(schedule_step) -> None:

@@ -247,6 +247,7 @@ class _Training:
         m.finished = True
         if m.options.keep_final_state:
             m.final_state = self.form.trained_state(k)
+            m.keep_final_optimizer_state()
 
     def _result(self, m: TrialLedger) -> TrainResult:
         test = None
