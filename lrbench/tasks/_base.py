@@ -87,7 +87,6 @@ class Task(ABC):
             "batch_size",
             "val_size",
             "steps_per_epoch",
-            "iwae_k",
         }
     )
 
