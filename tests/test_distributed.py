@@ -358,6 +358,14 @@ n = 2
 """
 
 
+def wait_for_a_trial(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    """Until some trial of the suite `proc` runs is RUNNING (the process still alive)."""
+    deadline = time.monotonic() + timeout
+    while not any_trial_running(url):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+
+
 def start_ctrl_c_suite(tmp_path) -> tuple[subprocess.Popen, str]:
     suite_file = tmp_path / "ctrlc.toml"
     suite_file.write_text(textwrap.dedent(LONG_TRIALS))
@@ -395,10 +403,7 @@ def worker_processes(pid: int) -> list[int]:
 
 def test_ctrl_c_stops_every_worker_with_one_line_and_fails_the_trials_in_flight(tmp_path):
     proc, url = start_ctrl_c_suite(tmp_path)
-    deadline = time.monotonic() + 120
-    while not any_trial_running(url):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for_a_trial(proc, url)
     assert "trials" in stop_like_ctrl_c(proc)
     failed = []
     for s in optuna.get_all_study_summaries(url):
@@ -448,10 +453,7 @@ def _zombie(pid: int) -> bool:
 def test_sigterm_to_the_parent_alone_stops_every_worker_like_ctrl_c(tmp_path):
     """What a batch scheduler or `docker stop` does: SIGTERM to the main process only."""
     proc, url = start_ctrl_c_suite(tmp_path)
-    deadline = time.monotonic() + 120
-    while not any_trial_running(url):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for_a_trial(proc, url)
     workers = worker_processes(proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -468,10 +470,7 @@ def test_sigterm_to_the_parent_alone_stops_every_worker_like_ctrl_c(tmp_path):
 )
 def test_workers_of_a_parent_killed_outright_stop_and_give_their_claims_up(tmp_path):
     proc, url = start_ctrl_c_suite(tmp_path)
-    deadline = time.monotonic() + 120
-    while not any_trial_running(url):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for_a_trial(proc, url)
     workers = worker_processes(proc.pid)
     assert len(workers) == 2
     proc.kill()

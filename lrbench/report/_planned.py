@@ -29,7 +29,14 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
-from lrbench.report._stats import ALPHA, BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES, holm
+from lrbench.report._stats import (
+    ALPHA,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    N_RESAMPLES,
+    _penalised,
+    holm,
+)
 
 VS_CONTROL = "fewer epochs than the control"
 VS_BEST = "within noise of the best"
@@ -127,7 +134,7 @@ def _compare(
         "fewer": int((a < b).sum()),
         "ties": int((a == b).sum()),
         "more": int((a > b).sum()),
-        "p": _wilcoxon(_capped(a, budget), _capped(b, budget), alternative),
+        "p": _wilcoxon(_penalised(a, budget), _penalised(b, budget), alternative),
         "share_fewer": float(fewer.mean()),
         "share_low": share_low,
         "share_high": share_high,
@@ -136,11 +143,6 @@ def _compare(
         "value_low": med_low,
         "value_high": med_high,
     }
-
-
-def _capped(epochs: np.ndarray, budget: float) -> np.ndarray:
-    """A miss (inf) as 2 x budget: above every hit; any larger value ranks the same."""
-    return np.where(np.isfinite(epochs), epochs, 2.0 * max(budget, 1.0))
 
 
 def _wilcoxon(a: np.ndarray, b: np.ndarray, alternative: str) -> float:
