@@ -299,6 +299,31 @@ def test_each_enqueued_run_is_claimed_by_exactly_one_of_three_processes(
     assert all(t.user_attrs["seconds"] >= 0 for t in done)
 
 
+def test_a_worker_reads_the_queue_once_for_many_claims_and_still_refuses_a_duplicate(tmp_path):
+    """Claiming n runs must not read all n claims each time (that was quadratic in the suite's
+    size); a run enqueued twice is still driven once: the later claim is given up."""
+    from lrbench.running._claims import RunQueue
+    from lrbench.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'reads.db'}"
+    names = [f"r{i}" for i in range(200)]
+    queue = RunQueue(open_storage(url), "reads", names)
+    queue.enqueue_missing()
+    queue.study.enqueue_trial({}, user_attrs={"run": "r7"})  # a second worker's late enqueue
+    reads = []
+    read_all = queue.storage.get_all_trials
+    queue.storage.get_all_trials = lambda *a, **k: reads.append(1) or read_all(*a, **k)
+    taken = []
+    while (claim := queue.claim()) is not None:
+        taken.append(claim.run)
+        claim.complete()
+    assert sorted(taken) == sorted(names)  # r7 once
+    assert len(reads) <= 2  # the first read, and the one that finds nothing left
+    duplicate = queue.study.get_trials()[-1]
+    assert duplicate.state == TrialState.FAIL
+    assert "duplicate" in duplicate.user_attrs["released"]
+
+
 def test_a_heartbeat_stopped_by_a_storage_error_is_raised_in_the_worker(tmp_path):
     """The heartbeat thread swallows nothing: when the storage fails it (here the coordinating
     study was deleted under a held claim), the worker's next `held` check raises the error."""

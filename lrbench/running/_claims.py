@@ -137,6 +137,9 @@ class RunQueue:
         self.storage = storage
         self.runs = list(runs)
         self._mine = set(self.runs)
+        # What `claim` read of the queue last: waiting claims, and claim numbers by run.
+        self._waiting: list[FrozenTrial] = []
+        self._numbers: dict[str, list[int]] = {}
         self.study = optuna.create_study(
             storage=storage, study_name=coordinator_name(suite), load_if_exists=True
         )
@@ -163,29 +166,49 @@ class RunQueue:
         return len(missing)
 
     def claim(self, only: Collection[str] | None = None) -> Claim | None:
-        """Take one waiting run, of `only` if given (None when none of them is waiting)."""
+        """Take one waiting run, of `only` if given (None when none of them is waiting).
+
+        Reads the queue only when what it read last has no waiting run left (a suite of n runs
+        reads it about once per worker, not n times: reading every claim each time made a
+        1,500-run suite's claims cost more than its training)."""
+        read_again = True
         while True:
-            waiting = [
-                t
-                for t in self._claims((TrialState.WAITING,))
-                if only is None or _run_of(t) in only
-            ]
-            if not waiting:
-                return None
-            for trial in sorted(waiting, key=lambda t: t.number):
-                if self._take(trial):
-                    trial_id = self._claim_id(trial)
-                    claim = Claim(self, trial.number, trial_id, trial.user_attrs[ClaimKeys.RUN])
-                    if self._is_the_runs_claim(claim):
-                        # The first beat before any work: Optuna never declares a trial
-                        # without one stale. The worker attr follows it, so a claim without
-                        # that attr may have no beat (see fail_unbeaten for a kill right here).
-                        self.storage.record_heartbeat(trial_id)
-                        self.storage.set_trial_user_attr(trial_id, ClaimKeys.WORKER, WHO)
-                        claim.start_heartbeat()
-                        return claim
-                    claim.release("duplicate: the run has a claim with a lower number")
-                    break  # the queue changed: read it again
+            trial = self._next_waiting(only)
+            if trial is None:
+                if not read_again:
+                    return None
+                self._read()
+                read_again = False
+                continue
+            if not self._take(trial):
+                continue  # another worker took it since the read
+            trial_id = self._claim_id(trial)
+            claim = Claim(self, trial.number, trial_id, trial.user_attrs[ClaimKeys.RUN])
+            if self._is_the_runs_claim(claim):
+                # The first beat before any work: Optuna never declares a trial without one
+                # stale. The worker attr follows it, so a claim without that attr may have no
+                # beat (see fail_unbeaten for a kill right here).
+                self.storage.record_heartbeat(trial_id)
+                self.storage.set_trial_user_attr(trial_id, ClaimKeys.WORKER, WHO)
+                claim.start_heartbeat()
+                return claim
+            claim.release("duplicate: the run has a claim with a lower number")
+
+    def _read(self) -> None:
+        """Read our claims: the waiting ones (candidates, lowest number first) and every claim's
+        number by run, for the duplicate check."""
+        claims = sorted(self._claims(), key=lambda t: t.number)
+        self._waiting = [t for t in claims if t.state == TrialState.WAITING]
+        self._numbers = {}
+        for t in claims:
+            self._numbers.setdefault(_run_of(t) or "", []).append(t.number)
+
+    def _next_waiting(self, only: Collection[str] | None) -> FrozenTrial | None:
+        """The first waiting claim of the last read (of `only`, if given), taken off the list."""
+        for i, trial in enumerate(self._waiting):
+            if only is None or _run_of(trial) in only:
+                return self._waiting.pop(i)
+        return None
 
     def _take(self, trial: FrozenTrial) -> bool:
         """Optuna's claim: WAITING -> RUNNING for one caller; False if another got it first."""
@@ -194,17 +217,17 @@ class RunQueue:
         except optuna.exceptions.UpdateFinishedTrialError:  # taken and finished meanwhile
             return False
 
-    def _claim_id(self, trial: FrozenTrial) -> int:
-        """The storage's id of a claim trial, through the storage's public lookup."""
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+    def _claim_id(self, trial: FrozenTrial | int) -> int:
+        """The storage's id of a claim trial (or trial number), through the storage's lookup."""
+        number = trial if isinstance(trial, int) else trial.number
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     def _is_the_runs_claim(self, claim: Claim) -> bool:
-        earlier = [
-            t
-            for t in self.storage.get_all_trials(self.study_id, deepcopy=False, states=LIVE)
-            if _run_of(t) == claim.run and t.number < claim.number
-        ]
-        return not earlier
+        """No live claim of the run has a lower number. Numbers grow as claims are enqueued, so
+        the lower ones were enqueued before `claim`, and the read that listed `claim` lists
+        them; their states are read now."""
+        earlier = [n for n in self._numbers.get(claim.run, []) if n < claim.number]
+        return not any(self.storage.get_trial(self._claim_id(n)).state in LIVE for n in earlier)
 
     def fail_stale(self) -> None:
         """Fail claims whose worker stopped beating; Optuna's callback enqueues them again."""
