@@ -119,3 +119,54 @@ def test_shipped_ablation_trains_the_seeds_recipe_and_fixed_with_and_without_the
 def test_bad_reference_names_the_key(tmp_path, reference, where):
     with pytest.raises(ConfigError, match=re.escape(f"s.toml: {where}:")):
         load_suite(_write(tmp_path, reference))
+
+
+TWO_TASKS = """
+[suite]
+budget_epochs = 10
+seeds = [0, 1]
+[tasks.digits]
+target = 0.9
+seeds = [0, 1, 2, 3]
+[tasks.bowl]
+task = "functions"
+options = {{ function = "bowl" }}
+target = 0.01
+{bowl_seeds}
+[[strategies]]
+name = "fixed"
+lr = 0.01
+[[strategies]]
+name = "grid"
+"""
+
+
+def test_a_task_runs_every_strategy_on_its_own_seeds_else_the_suites(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(TWO_TASKS.format(bowl_seeds=""))
+    seeds: dict[tuple[str, str], list[int]] = {}
+    for r in load_suite(p).runs():
+        seeds.setdefault((r.task.label, r.strategy.label), []).append(r.seed)
+    assert seeds == {
+        ("digits", "fixed"): [0, 1, 2, 3],
+        ("digits", "grid"): [0, 1, 2, 3],
+        ("bowl", "fixed"): [0, 1],
+        ("bowl", "grid"): [0, 1],
+    }
+
+
+@pytest.mark.parametrize(
+    "bowl_seeds, message",
+    [
+        ("seeds = []", "non-empty list"),
+        ("seeds = [1, 1]", "repeated seed"),
+        ("seeds = [-3]", "out of range"),
+        ('seeds = "0"', "seeds"),
+    ],
+)
+def test_bad_task_seeds_name_the_task_and_key(tmp_path, bowl_seeds, message):
+    p = tmp_path / "s.toml"
+    p.write_text(TWO_TASKS.format(bowl_seeds=bowl_seeds))
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_suite(p)
+    assert "tasks.bowl" in str(err.value) and "seeds" in str(err.value)

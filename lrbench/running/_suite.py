@@ -6,7 +6,7 @@ naming the file, the key and what is wrong.
 
     [suite]
     description = "..."
-    seeds = [0, 1]
+    seeds = [0, 1]              # every task's seeds; a task may override them
     budget_epochs = 60          # per run; a task may override it
 
     [data]                      # data options for every task
@@ -21,6 +21,7 @@ naming the file, the key and what is wrong.
     low = 1e-4                  # the learning-rate search range
     high = 1.0
     budget_epochs = 60
+    seeds = [0, 1, 2, 3]        # optional; every strategy of the task runs on these seeds
     optimizer = "adam"
     options = { hidden = 64 }   # task options
 
@@ -70,6 +71,8 @@ class TaskSpec:
     optimizer: str | None
     # How the target was set (e.g. by `lrbench calibrate`), shown in the report.
     target_procedure: str | None = None
+    # The task's own seeds (a cheap task can afford more paired seeds); None: the suite's.
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class Suite:
                 ):
                     continue
                 runs.extend(
-                    RunSpec(self.name, task, strat, seed, self.control) for seed in self.seeds
+                    RunSpec(self.name, task, strat, seed, self.control)
+                    for seed in task.seeds or self.seeds
                 )
         if only and not runs:
             raise ConfigError(f"--only {only!r} matches no run of suite {self.name!r}")
@@ -244,7 +248,7 @@ def load_suite(suite: str | Path) -> Suite:
     if problem:
         raise head.error("name", problem)
     description = head.get("description", str, "")
-    seeds_raw = _seeds(head)
+    seeds_raw = _seeds(head, [0])
     default_budget = head.positive("budget_epochs", required=True, maximum=MAX_EPOCHS)
     # The strategy every other is tested against, fixed before the runs (the report's planned
     # comparisons); None: the task's fixed default rate, the strategy labelled `fixed`.
@@ -295,9 +299,11 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:20] + "..."
 
 
-def _seeds(head: _Reader) -> list[int]:
-    """`[suite] seeds`: distinct integers from 0 to MAX_SEED, at most MAX_SEEDS of them."""
-    seeds = head.get("seeds", list, [0])
+def _seeds(head: _Reader, default: list[int] | None = None) -> list[int]:
+    """`seeds` of the suite or a task: distinct integers from 0 to MAX_SEED, at most MAX_SEEDS."""
+    seeds = head.get("seeds", list, default)
+    if seeds is None:
+        return []
     if len(seeds) > MAX_SEEDS:  # checked first: the message must not print them all
         raise head.error("seeds", f"{len(seeds)} seeds: at most {MAX_SEEDS} seeds per suite")
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -341,9 +347,10 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
             "optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
         )
     procedure = r.get("target_procedure", str)
+    seeds = _seeds(r)
     r.reject_unknown(
-        "task, target, target_procedure, epochs_per_trial, low, high, budget_epochs, optimizer, "
-        "options"
+        "task, target, target_procedure, epochs_per_trial, low, high, budget_epochs, seeds, "
+        "optimizer, options"
     )
     return TaskSpec(
         label,
@@ -356,6 +363,7 @@ def _task_spec(path: Path, label: str, table: Any, default_budget: float) -> Tas
         float(budget),
         optimizer,
         procedure,
+        tuple(seeds) or None,
     )
 
 
