@@ -476,3 +476,40 @@ def test_a_data_root_that_is_a_file(storage, tmp_path, capsys, monkeypatch):
     root.write_bytes(b"not a folder")
     argv = ["range-test", "fmnist_vae", "--num-iter", "5", "--data-root", str(root)]
     assert_clear_error(argv, [str(root)], capsys, storage)
+
+
+# --------------------------------------------------------------------------------------------- #
+# A storage in use, and one only looked at
+# --------------------------------------------------------------------------------------------- #
+def test_a_storage_another_process_holds_locked_is_in_use_not_damaged(
+    tmp_path, capsys, monkeypatch
+):
+    import lrbench.storage._open as storage_open
+
+    monkeypatch.setattr(storage_open, "SQLITE_BUSY_S", 0.2)  # the wait, shortened
+    path = tmp_path / "busy.db"
+    foreign_sqlite(path)  # a rollback-journal file: an exclusive lock keeps readers out
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        err = assert_clear_error(
+            ["report", "bad", "--storage", f"sqlite:///{path}"], ["locked"], capsys, path
+        )
+        holder.execute("ROLLBACK")
+    assert "damaged" not in err
+
+
+def test_reporting_a_write_ahead_log_storage_leaves_no_side_files(tmp_path, capsys):
+    """Inspected and read, the storage and its folder are as they were: no `-wal` or `-shm`
+    (a read-only SQLite connection leaves them behind)."""
+    (tmp_path / "suite.toml").write_text(SUITE)
+    db = tmp_path / "bad.db"
+    run = ["run", str(tmp_path / "suite.toml"), "--storage", f"sqlite:///{db}", "--quiet"]
+    assert main([*run, "--device", "cpu"]) == 0
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    digest = base.checksum(db)
+    out = tmp_path / "report"
+    assert main(["report", "bad", "--storage", f"sqlite:///{db}", "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "report"])
+    assert base.checksum(db) == digest

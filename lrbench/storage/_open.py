@@ -146,10 +146,15 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def _sqlite_tables(url: str, path: Path) -> set[str]:
-    """The tables of an SQLite file, read-only; refused when it is not SQLite or is damaged."""
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    """The tables of an SQLite file, only read; refused when it is not SQLite or is damaged.
+
+    Opened read-write (never created: the file exists), not read-only: a read-only connection
+    to a write-ahead-log file leaves `-wal` and `-shm` files behind, where the last read-write
+    connection to close removes them. A file that another process holds locked for longer than
+    the busy timeout is in use, not damaged."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=rw"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_S)) as db:
             problems = [row[0] for row in db.execute("PRAGMA quick_check")]
             tables = {
                 r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -159,6 +164,11 @@ def _sqlite_tables(url: str, path: Path) -> set[str]:
             raise ConfigError(
                 f"storage {url!r}: {path} is not an SQLite database file; give another "
                 "--storage (a new file name, or a storage lrbench wrote)"
+            ) from None
+        if "locked" in str(e) or "busy" in str(e):
+            raise ConfigError(
+                f"storage {url!r}: {path} is locked by another process (waited "
+                f"{SQLITE_BUSY_S:g} s); try again when it is done"
             ) from None
         problems = [str(e)]
         tables = set()
