@@ -1,5 +1,20 @@
+"""`python -m lrbench` and the `lrbench` command.
+
+The CLI is imported inside `run`, so that Ctrl-C during its imports (torch, Optuna: seconds)
+ends with one line and exit status 130, as it does once the CLI runs, not with a traceback.
+"""
+
 import sys
 
-from lrbench.cli import main
 
-sys.exit(main())
+def run() -> int:
+    try:
+        from lrbench.cli import main
+    except KeyboardInterrupt:
+        print("lrbench: interrupted while starting; nothing was done", file=sys.stderr)
+        return 130
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

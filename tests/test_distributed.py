@@ -7,9 +7,12 @@ where its binaries are missing; CI installs them.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -248,6 +251,93 @@ def test_two_workers_on_sqlite_one_killed_store_what_one_process_does(
     tmp_path, suite_file, reference
 ):
     workers_with_one_killed(f"sqlite:///{tmp_path / 'two.db'}", suite_file, 2, reference)
+
+
+def test_two_lrbench_runs_at_once_on_one_sqlite_file_store_what_one_process_does(
+    tmp_path, suite_file, reference
+):
+    url = f"sqlite:///{tmp_path / 'both.db'}"
+    args = ["run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu"]
+    procs = [lrbench(*args) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err, err
+    assert run_trials(url) == run_trials(reference)
+    assert runs_csv(url).equals(runs_csv(reference))
+
+
+# --------------------------------------------------------------------------------------------- #
+# A report interrupted: nothing stored changes, and the next report is the uninterrupted one's
+# --------------------------------------------------------------------------------------------- #
+def sqlite_copy(url: str, path: Path) -> str:
+    """SQLite's backup of a storage (its write-ahead log included), as a new URL."""
+    with (
+        contextlib.closing(sqlite3.connect(url[len("sqlite:///") :])) as src,
+        contextlib.closing(sqlite3.connect(path)) as dst,
+    ):
+        src.backup(dst)
+    return f"sqlite:///{path}"
+
+
+def report_files(folder: Path) -> dict[str, list[str]]:
+    """The report's text files but for the line that says when it was generated (figures are
+    PNGs, compared by name)."""
+    return {
+        p.name: [line for line in p.read_text().splitlines() if "Generated 20" not in line]
+        for p in sorted(folder.iterdir())
+        if p.suffix != ".png"
+    }
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_report_stopped_while_it_writes_changes_no_storage_and_the_next_is_complete(
+    stop, tmp_path, suite_file, reference
+):
+    url = sqlite_copy(reference, tmp_path / "stored.db")
+    db = Path(url[len("sqlite:///") :])
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    out = tmp_path / "report"
+    args = ["report", str(suite_file), "--storage", url, "--out"]
+    proc = lrbench(*args, str(out))
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.iterdir())):  # it has begun to write
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=60)
+    if stop == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + stop, err
+        assert "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("lrbench: interrupted"), err
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before, "the storage was changed"
+    # SQLite's side files stay after a kill (the next open recovers them), not after a stop.
+    side = {"stored.db-wal", "stored.db-shm"} if stop == signal.SIGKILL else set()
+    assert {p.name for p in tmp_path.iterdir()} - side == {"report", "stored.db"}
+    again = lrbench(*args, str(out))
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    whole = lrbench(*args, str(tmp_path / "whole"))
+    _, err = whole.communicate(timeout=120)
+    assert whole.returncode == 0, err
+    assert report_files(out) == report_files(tmp_path / "whole")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in (tmp_path / "whole").iterdir()
+    )
+
+
+def test_ctrl_c_while_lrbench_starts_is_one_line_and_exit_130(tmp_path, suite_file, reference):
+    """SIGINT during the CLI's imports (torch, Optuna), before any command runs."""
+    for delay in (0.05, 0.5):
+        proc = lrbench("report", str(suite_file), "--storage", reference, "--out", str(tmp_path))
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("lrbench: interrupted"), err
 
 
 # --------------------------------------------------------------------------------------------- #
