@@ -267,6 +267,34 @@ def test_two_lrbench_runs_at_once_on_one_sqlite_file_store_what_one_process_does
     assert runs_csv(url).equals(runs_csv(reference))
 
 
+def _open_at_once(url: str, barrier, out) -> None:
+    from lrbench.errors import ConfigError
+    from lrbench.storage import close_storage, open_storage
+
+    barrier.wait()
+    try:
+        close_storage(open_storage(url))
+        out.put("ok")
+    except ConfigError as e:
+        out.put(str(e))
+
+
+def test_processes_creating_one_new_storage_at_once_all_open_it(tmp_path):
+    """Each creates Optuna's tables; the slower one's inserts collide with the faster one's."""
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    for i in range(4):
+        url = f"sqlite:///{tmp_path / f'new{i}.db'}"
+        barrier, out = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_open_at_once, args=(url, barrier, out)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        results += [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+    assert results == ["ok"] * 12, results
+
+
 # --------------------------------------------------------------------------------------------- #
 # A report interrupted: nothing stored changes, and the next report is the uninterrupted one's
 # --------------------------------------------------------------------------------------------- #

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def open_storage(
     if retry_stale:
         kwargs["heartbeat_stale_trial_callback"] = _retry_callback()
     try:
-        storage = optuna.storages.RDBStorage(url, **kwargs)
+        storage = _rdb_storage(url, kwargs)
     except (ImportError, ModuleNotFoundError) as e:
         raise ConfigError(
             f"storage {url!r}: the database driver is missing ({e}); {POSTGRES_HINT}"
@@ -81,6 +82,23 @@ def open_storage(
     if storage.engine.name == "sqlite":
         _begin_immediate(storage.engine)
     return storage
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    """Optuna's RDBStorage. Two processes that open a new database at once both create Optuna's
+    tables; the slower one's inserts collide with the faster one's (a UNIQUE constraint, or a
+    table that already exists), and opening again finds the tables made."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (IntegrityError, OperationalError) as e:
+            raced = isinstance(e, IntegrityError) or "already exists" in str(e)
+            if not raced or attempt == 2:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
