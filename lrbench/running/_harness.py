@@ -143,6 +143,10 @@ def run_suite(
         _check_stored_settings(store, suite, runs, checked)
         with interrupts_at_safe_points():
             if workers > 1:
+                # Enqueued once, here: workers that each enqueue what they find missing, all at
+                # once, enqueue every run once each, and then take and give up the duplicates.
+                RunQueue(store, suite.name, _names(runs)).enqueue_missing()
+                raise_if_interrupted()
                 run_in_processes(work, suite, url, runs, only, options, wopts, workers)
             else:
                 work(suite, runs, url, options, wopts)
