@@ -176,8 +176,8 @@ def _verdict(r, alpha: float) -> str:
     significant = math.isfinite(r.p_holm) and r.p_holm < alpha
     if r.question == VS_CONTROL:
         return "fewer epochs than the control" if significant else "not shown better"
-    if not significant:
-        return "within noise of the best"
+    if not significant:  # not evidence of equality: at few seeds it is all a test can say
+        return "not shown behind the best"
     return "behind the best" if r.share_fewer < 0.5 else "ahead of the best"
 
 

@@ -99,7 +99,8 @@ def report_sections(doc: Document, suite: str, storage_text: str, data: SuiteDat
     if any(p is not None for p in planned.values()):
         doc.para(
             "The planned answers, per task: which strategies need fewer epochs to the target "
-            "than the control (one-sided), and which are within noise of the best (two-sided); "
+            "than the control (one-sided), and which are not shown behind the best (two-sided: "
+            "within noise of it, or too few seeds to tell them apart); "
             "Wilcoxon signed-rank tests over paired seeds, Holm-adjusted over these comparisons "
             "only. The last column is the smallest effect the seeds can detect."
         )
@@ -227,7 +228,7 @@ def _planned_summary(tasks: list[str], planned: dict[str, Planned | None]) -> pd
                 "control": p.control,
                 "fewer epochs than the control": _names(p, VS_CONTROL, VS_CONTROL),
                 "best": p.best,
-                "within noise of the best": (
+                "not shown behind the best": (
                     _names(p, VS_BEST, VS_BEST) if p.best != p.control else "— (the control)"
                 ),
                 "detectable (80% power)": _detectable_text(p),
