@@ -298,8 +298,8 @@ def _detectable_power_text(planned: Planned) -> str:
 
 
 def by_group(summary: pd.DataFrame, results: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """The summary grouped as design.md's strategy table (search, heuristic, baseline,
-    self-tuning; the summary's order within a group), with each row's group, and the
+    """The summary grouped as design.md's strategy table (search, population, heuristic,
+    baseline, self-tuning; the summary's order within a group), with each row's group, and the
     optimizers its trials trained with (a self-tuning strategy brings its own)."""
     from lrbench.strategies import GROUPS, STRATEGY_GROUPS
 

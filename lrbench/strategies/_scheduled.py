@@ -102,7 +102,7 @@ class ScheduledStrategy(Strategy):
     """Trains one configuration: subclasses say which in `configure`."""
 
     # Runs of this strategy that differ only in seed may train their one trial each as one
-    # population (`lrbench.running._seed_batch`); not a strategy whose trial brings its own optimizer.
+    # population (`lrbench.running._run.run_group`); not a strategy whose trial brings its own optimizer.
     batches_seeds: ClassVar[bool] = True
 
     @abstractmethod
