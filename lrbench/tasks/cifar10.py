@@ -32,7 +32,6 @@ from torch import nn
 from lrbench.errors import ConfigError
 from lrbench.tasks._augment import AlternatingFlips, flip, translate, tta_logits
 from lrbench.tasks._base import DataOptions, Task, TaskData, subset
-from lrbench.tasks._cifar10_net import AirNet, ResNet9
 from lrbench.tasks._data import (
     TensorSplit,
     holdout_split,
@@ -214,6 +213,11 @@ class Cifar10(Task):
 
     # -- model --------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
+        # Imported here: the nets' module imports torch._dynamo (`torch.compiler.disable`),
+        # seconds that commands which train nothing (report, list, --help) need not pay; a
+        # training process pays them anyway, at its first optimizer (torch.optim imports it).
+        from lrbench.tasks._cifar10_net import AirNet, ResNet9
+
         width = int(self.options["width"])
         if self.options["arch"] == "resnet9":
             return ResNet9(width)
