@@ -1,5 +1,6 @@
 """Distributed runs: worker processes claim runs through the storage; a killed one loses only
-its trial in flight; the suite completes and stores what one process stores.
+its trial in flight (held in memory: a worker stores each trial as it finishes); the suite
+completes and stores what one process stores.
 
 PostgreSQL tests start a throw-away server (tests/conftest.py) and are skipped, saying why,
 where its binaries are missing; CI installs them.
@@ -122,47 +123,54 @@ def runs_csv(url: str):
 
 
 def held_by(url: str, pid: int) -> str | None:
-    """The run a worker process is training a trial of right now, or None."""
+    """The run a worker process is in the middle of right now (its claim held, at least one of
+    its trials stored, the run not complete), or None."""
     try:
         claims = optuna.load_study(study_name=coordinator_name("dist"), storage=url).trials
     except KeyError:
         return None
     for c in claims:
         if c.state == TrialState.RUNNING and c.user_attrs.get("worker", "").endswith(f":{pid}"):
-            run = optuna.load_study(study_name=c.user_attrs["run"], storage=url)
-            if any(t.state == TrialState.RUNNING for t in run.trials):
+            if mid_run(url, c.user_attrs["run"]):
                 return c.user_attrs["run"]
     return None
 
 
-def kill_mid_trial(
-    url: str, procs: list[subprocess.Popen], args: list[str]
-) -> tuple[str, int, int]:
-    """SIGKILL a worker while it trains a trial; return the run it was training, the number of
-    kills it took and the index of the killed worker in `procs`.
+def mid_run(url: str, run: str) -> bool:
+    """Whether `run` has begun (a trial stored) and is not complete."""
+    try:
+        study = optuna.load_study(study_name=run, storage=url)
+    except KeyError:
+        return False
+    return bool(study.trials) and study.user_attrs.get(RunKeys.STATUS) != "complete"
 
-    The victim is whichever worker is first seen training: waiting for one chosen worker fails
-    when the others claim and finish every run before it is seen (short trials, a slow poll).
-    Whether the signal landed inside the trial is read afterwards from the storage: a dead
-    process leaves its trial RUNNING. A kill that landed between two trials (the trial ended
-    after the check) is no test of losing a trial in flight, so a fresh worker takes the
-    dead one's place and the next trial is tried, at most five times.
+
+def kill_mid_run(url: str, procs: list[subprocess.Popen], args: list[str]) -> tuple[str, int, int]:
+    """SIGKILL a worker in the middle of a run; return the run, the number of kills it took and
+    the index of the killed worker in `procs`.
+
+    A worker holds a run's trials in memory and stores each as it finishes, so a kill in the
+    middle of a run loses the trial in flight and nothing stored. The victim is whichever worker
+    is first seen mid-run: waiting for one chosen worker fails when the others claim and finish
+    every run before it is seen (short trials, a slow poll). Whether the signal landed inside
+    the run is read afterwards from the storage (the run not complete); a kill that landed
+    after the run's last trial is no test, so a fresh worker takes the dead one's place and the
+    next run is tried, at most five times.
     """
     for kills in range(1, 6):
         victim, run = wait_until_training(url, procs)
         os.kill(procs[victim].pid, signal.SIGKILL)
         procs[victim].wait()
-        trials = optuna.load_study(study_name=run, storage=url).trials
-        if any(t.state == TrialState.RUNNING for t in trials):
+        if mid_run(url, run):
             return run, kills, victim
         procs[victim] = lrbench(*args)
-    raise AssertionError("five kills in a row landed between trials")
+    raise AssertionError("five kills in a row landed after their run's last trial")
 
 
 def wait_until_training(
     url: str, procs: list[subprocess.Popen], timeout: float = 120
 ) -> tuple[int, str]:
-    """(index, run) of the first of `procs` seen training a trial."""
+    """(index, run) of the first of `procs` seen in the middle of a run."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         live = [i for i, p in enumerate(procs) if p.poll() is None]
@@ -171,8 +179,8 @@ def wait_until_training(
             run = held_by(url, procs[i].pid)
             if run is not None:
                 return i, run
-        time.sleep(0.05)
-    raise AssertionError("no worker started a trial")
+        time.sleep(0.02)
+    raise AssertionError("no worker started a run")
 
 
 def every_trial(url: str, run: str) -> list[tuple]:
@@ -197,8 +205,10 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
         },
         width=100,
     )
-    killed = optuna.load_study(study_name=killed_run, storage=url)
-    assert killed.user_attrs[RunKeys.INTERRUPTED_TRIALS]  # the trial in flight, failed
+    claims = optuna.load_study(study_name=coordinator_name("dist"), storage=url).trials
+    # The dead worker's claim, failed by a live worker's stale check, and the one that ended it.
+    of_killed = [c.state for c in claims if c.user_attrs["run"] == killed_run]
+    assert TrialState.FAIL in of_killed and TrialState.COMPLETE in of_killed, of_killed
     for name in ours:
         # The budget charges what counts: a trial the kill failed is not the strategy's.
         study = optuna.load_study(study_name=name, storage=url)
@@ -213,7 +223,6 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
     ours_csv, ref_csv = runs_csv(url), runs_csv(reference)
     differ = [c for c in ref_csv if not ours_csv[c].equals(ref_csv[c])]
     assert not differ, ours_csv[differ].compare(ref_csv[differ])
-    claims = optuna.load_study(study_name=coordinator_name("dist"), storage=url).trials
     done = [c.user_attrs["run"] for c in claims if c.state == TrialState.COMPLETE]
     assert sorted(done) == sorted(ours)  # each run completed under exactly one claim
 
@@ -221,7 +230,7 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
 def workers_with_one_killed(url: str, suite_file: Path, n: int, reference: str) -> None:
     args = ["run", str(suite_file), "--storage", url, "--quiet", "--device", "cpu"]
     procs = [lrbench(*args, *FAST_CLAIMS) for _ in range(n)]
-    killed_run, kills, victim = kill_mid_trial(url, procs, [*args, *FAST_CLAIMS])
+    killed_run, kills, victim = kill_mid_run(url, procs, [*args, *FAST_CLAIMS])
     for p in procs[:victim] + procs[victim + 1 :]:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -465,21 +474,18 @@ def test_a_heartbeat_stopped_by_a_storage_error_is_raised_in_the_worker(tmp_path
 # --------------------------------------------------------------------------------------------- #
 # Ctrl-C, and a run killed while its settings were written
 # --------------------------------------------------------------------------------------------- #
-def any_trial_running(url: str) -> bool:
+def any_run_mid_way(url: str) -> bool:
+    """Whether some run has stored a trial and is not complete: its next trial is in flight."""
     try:
         summaries = optuna.get_all_study_summaries(url)
     except Exception:  # not created yet
         return False
-    for s in summaries:
-        if is_run_study_name(s.study_name):
-            study = optuna.load_study(study_name=s.study_name, storage=url)
-            if any(t.state == TrialState.RUNNING for t in study.trials):
-                return True
-    return False
+    return any(is_run_study_name(s.study_name) and mid_run(url, s.study_name) for s in summaries)
 
 
 # Trials of a second or more (5,000 optimizer steps an epoch on the bowl), so that Ctrl-C, sent
-# as soon as a trial is seen running, lands inside it however loaded the machine is.
+# as soon as a run's first trial is stored, lands inside its second however loaded the machine
+# is.
 LONG_TRIALS = """
 [suite]
 name = "ctrlc"
@@ -502,9 +508,10 @@ n = 2
 
 
 def wait_for_a_trial(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
-    """Until some trial of the suite `proc` runs is RUNNING (the process still alive)."""
+    """Until some run of the suite `proc` runs has a trial in flight (the process still alive):
+    its first trial is stored, the second not yet."""
     deadline = time.monotonic() + timeout
-    while not any_trial_running(url):
+    while not any_run_mid_way(url):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
 

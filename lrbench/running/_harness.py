@@ -270,11 +270,16 @@ def _drive(
     """Run the claimed runs (one, or a seed group together); tell each claim COMPLETE, or give
     them up with the reason."""
 
-    def on_epoch(record: EpochRecord, trial: str) -> None:
-        bar.epoch(record, trial)
+    def check_claims() -> None:
+        # `held` rereads the claim after any pause of over a second, so a worker starved for
+        # the grace period finds out before it writes to a run another worker now drives.
         lost = next((c for c in claims if not c.held()), None)
         if lost is not None:
             raise ClaimLost(f"{lost.run}: another worker took this run over")
+
+    def on_epoch(record: EpochRecord, trial: str) -> None:
+        bar.epoch(record, trial)
+        check_claims()
 
     try:
         run_group(
@@ -284,6 +289,7 @@ def _drive(
             data_options=suite.data,
             on_epoch=on_epoch,
             on_start=lambda budget, spent: bar.start(describe(runs), budget, spent),
+            before_write=check_claims,
         )
     except BaseException as e:
         # Another worker took a run over while this one was starved of CPU: the run is theirs

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from lrbench.errors import ConfigError
 from lrbench.running._suite import RunSpec
-from lrbench.storage import records
+from lrbench.storage import WriteBehindStorage, records
 from lrbench.storage.records import RUN_IDENTITY, RunKeys, RunRecord
 from lrbench.strategies import REGISTRY, RunContext, Strategy, get_strategy
 from lrbench.tasks import DataOptions, Task, TaskData, get_task
@@ -53,12 +53,14 @@ class ClaimLost(Exception):
 
 @dataclass
 class OpenRun:
-    """A run being driven: its spec, its strategy, its context, and where its new trials begin
+    """A run being driven: its spec, its strategy, its context (whose study lives in memory,
+    `storage`, and is written through to the suite's storage), and where its new trials begin
     (trials numbered before `first_new` were stored before this process took the run)."""
 
     spec: RunSpec
     strategy: Strategy
     ctx: RunContext
+    storage: WriteBehindStorage
     first_new: int
 
     @property
@@ -155,11 +157,13 @@ def run_group(
     data_options=None,
     on_epoch: EpochHook | None = None,
     on_start: Callable[[float, float], None] | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> int:
     """Run (or resume) `runs`, one group (`group_key`; one run is a group of one); return how
     many were not yet complete.
 
-    `on_start(budget, spent)` gets the group's budgets and spending summed. On any exception
+    `on_start(budget, spent)` gets the group's budgets and spending summed; `before_write` is
+    called before anything is written to `storage` and may raise (a claim lost). On any exception
     (Ctrl-C included) every run's trial in flight is failed with the reason and the runs stay
     "running", to be resumed.
     """
@@ -168,7 +172,11 @@ def run_group(
     opened = [
         o
         for run in runs
-        if (o := open_run(run, storage, task, data, dev, options, on_epoch, data_options))
+        if (
+            o := open_run(
+                run, storage, task, data, dev, options, on_epoch, data_options, before_write
+            )
+        )
         is not None
     ]
     if not opened:
@@ -183,7 +191,7 @@ def run_group(
             o.ctx.record_chosen_final_metrics()
     except BaseException as e:
         for o in opened:
-            record_interruption(o, storage, e)
+            record_interruption(o, e)
         raise
     share = (time.perf_counter() - t0) / len(opened)  # each run's part of the wall time
     for o in opened:
@@ -226,12 +234,16 @@ def open_run(
     options: RunOptions,
     on_epoch: EpochHook | None,
     data_options: DataOptions | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> OpenRun | None:
-    """The run's study opened (created or resumed) and its context; None if it is complete."""
+    """The run's study opened (created or resumed) and its context; None if it is complete.
+    The context's study is the stored one copied into memory (`WriteBehindStorage`)."""
     attrs = run_spec_attrs(run, task, data.steps_per_epoch, str(device), data_options)
-    study = open_run_study(run, storage, task, attrs)
-    if study is None:
+    stored = open_run_study(run, storage, task, attrs)
+    if stored is None:
         return None
+    buffered = WriteBehindStorage(storage, stored.study_name, before_write)
+    study = optuna.load_study(study_name=stored.study_name, storage=buffered)
     ctx = RunContext(
         task,
         data,
@@ -247,7 +259,7 @@ def open_run(
         population=options.population,
     )
     strategy = get_strategy(run.strategy.name, **run.strategy.options)
-    return OpenRun(run, strategy, ctx, len(study.get_trials(deepcopy=False)))
+    return OpenRun(run, strategy, ctx, buffered, len(study.get_trials(deepcopy=False)))
 
 
 def finish_run(opened: OpenRun, seconds: float) -> None:
@@ -257,14 +269,15 @@ def finish_run(opened: OpenRun, seconds: float) -> None:
     opened.study.set_user_attr(RunKeys.STATUS, "complete")
 
 
-def record_interruption(
-    opened: OpenRun, storage: optuna.storages.BaseStorage, exc: BaseException
-) -> None:
+def record_interruption(opened: OpenRun, exc: BaseException) -> None:
     """After `exc` stopped the run: fail what is still RUNNING, with the reason; for Ctrl-C or a
-    lost claim, note the trials it failed, which results then do not count as the strategy's."""
+    lost claim, note the trials it failed, which results then do not count as the strategy's.
+    Nothing is written for a lost claim: the run is another worker's now."""
+    if isinstance(exc, ClaimLost):
+        return
     study, reason = opened.study, records.interruption_reason(exc)
-    failed = records.fail_interrupted_trials(study, storage, reason)
-    if isinstance(exc, (KeyboardInterrupt, ClaimLost)):
+    failed = records.fail_interrupted_trials(study, opened.storage, reason)
+    if isinstance(exc, KeyboardInterrupt):
         failed += [
             t.number
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -281,7 +294,8 @@ def open_run_study(
     `attrs`: the run's settings (`run_spec_attrs`).
 
     Only this worker drives this study (it holds the claim), so trials a killed process left
-    RUNNING are failed. Settings a killed process left half-written are written again.
+    RUNNING (or enqueued) are failed. Settings a killed process left half-written are written
+    again.
     """
     study = optuna.create_study(
         storage=storage, study_name=run.study_name, direction=task.direction, load_if_exists=True

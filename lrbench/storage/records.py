@@ -550,24 +550,29 @@ def spent_steps(study: optuna.Study) -> int:
 def fail_interrupted_trials(
     study: optuna.Study, storage: optuna.storages.BaseStorage, reason: str | None = None
 ) -> list[int]:
-    """Fail the trials a killed process left RUNNING; return their numbers.
+    """Fail the trials a killed process left RUNNING (or enqueued and never began); return
+    their numbers.
 
     Without a `reason` they are a dead worker's, found on resume: noted as interrupted.
 
     Only for a study that this process alone drives. Through `Study.tell`, which refuses a
     trial another route (a storage heartbeat) already finished: those are skipped.
     """
-    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    unfinished = (TrialState.RUNNING, TrialState.WAITING)
+    trials = study.get_trials(deepcopy=False, states=unfinished)
     study_id, failed = storage.get_study_id_from_name(study.study_name), []
-    for number in numbers:
+    for frozen in trials:
         # The storage's public lookups: a trial of a dead process has no Trial object to hold.
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
         try:
             storage.set_trial_user_attr(trial_id, TrialKeys.FAIL_REASON, reason or LOST_WORKER)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished meanwhile by another route
-        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        failed.append(number)
+        if frozen.state == TrialState.WAITING:  # `tell` takes only a running trial
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        else:
+            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+        failed.append(frozen.number)
     if reason is None:
         note_interrupted(study, failed)
     return failed
