@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from lrbench.report._stats import (
     pvalue_matrix,
     range_rank_agreement,
     rank_tests,
+    signed_rank_test,
     within_block_ranks,
 )
 
@@ -548,3 +550,35 @@ def test_paired_differences_use_only_seeds_both_completed_and_only_small_designs
     many = _best_values({f"s{i}": [float(i), i + 1.0] for i in range(MAX_PAIRED_STRATEGIES + 1)})
     assert paired_value_differences(many, "minimize") is None
     assert paired_value_differences(_best_values({"x": [1.0], "y": [2.0]}), "minimize") is None
+
+
+def _paired_cases(rng: np.random.Generator, count: int):
+    """Paired samples of the shapes a report meets: whole epochs with ties and zeros, shifted
+    copies, continuous values; sizes on both sides of scipy's 13-pair switch."""
+    for i in range(count):
+        n = int(rng.choice([2, 3, 5, 8, 10, 13, 14, 20]))
+        if i % 3 == 0:
+            a, b = rng.integers(0, 6, n).astype(float), rng.integers(0, 6, n).astype(float)
+        elif i % 3 == 1:
+            a, b = rng.normal(size=n), rng.normal(size=n)
+        else:
+            a = rng.integers(0, 30, n).astype(float)
+            b = a + rng.choice([0.0, 0.0, 1.0, -2.0, 3.5], n)
+        if np.any(a != b):
+            yield a, b
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
+def test_the_signed_rank_test_is_scipys_wilcoxon(alternative):
+    """The report's vectorized permutation test gives scipy.stats.wilcoxon's statistic and
+    p-value, ties, zeros and all."""
+    checked = 0
+    for a, b in _paired_cases(np.random.default_rng(7), 90):
+        ours = signed_rank_test(a, b, alternative)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = scipy.stats.wilcoxon(a, b, alternative=alternative)
+        assert ours[0] == pytest.approx(float(theirs.statistic), rel=1e-12), (a, b)
+        assert ours[1] == pytest.approx(float(theirs.pvalue), rel=1e-12, abs=1e-15), (a, b)
+        checked += 1
+    assert checked > 60

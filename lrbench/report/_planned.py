@@ -21,7 +21,6 @@ the seeds can detect, so that "not significant" is never read as "no difference"
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from lrbench.report._stats import (
     N_RESAMPLES,
     _penalised,
     holm,
+    signed_rank_test,
 )
 
 VS_CONTROL = "fewer epochs than the control"
@@ -149,9 +149,7 @@ def _wilcoxon(a: np.ndarray, b: np.ndarray, alternative: str) -> float:
     """Wilcoxon signed-rank p-value of a against b; 1 when every pair ties (no evidence)."""
     if np.all(a == b):
         return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy's notes on ties and small samples
-        return float(scipy.stats.wilcoxon(a, b, alternative=alternative).pvalue)
+    return signed_rank_test(a, b, alternative)[1]
 
 
 def _bootstrap(x: np.ndarray, statistic) -> tuple[float, float]:
