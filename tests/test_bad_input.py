@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lrbench.cli import main
-from lrbench.storage.records import record_attrs
+from lrbench.storage.records import record_attrs, run_attrs
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -444,4 +444,4 @@ def test_out_of_memory_fails_the_trial_with_the_reason_and_exits_2(tmp_path, cap
     assert main(["run", str(path), "--storage", url, "--quiet", "--device", "cpu"]) == 0
     study = optuna.load_study(study_name="oom/digits/fixed/seed0", storage=url)
     assert study.user_attrs["status"] == "complete"
-    assert study.user_attrs["task_options"]["hidden"] == 16
+    assert run_attrs(study.user_attrs)["task_options"]["hidden"] == 16

@@ -26,7 +26,13 @@ import pytest
 from optuna.trial import TrialState
 
 from lrbench.report._data import load_suite_data
-from lrbench.storage.records import RunKeys, coordinator_name, is_run_study_name, record_attrs
+from lrbench.storage.records import (
+    RunKeys,
+    coordinator_name,
+    is_run_study_name,
+    record_attrs,
+    run_attrs,
+)
 
 SUITE = """
 [suite]
@@ -218,7 +224,7 @@ def check_like_reference(url: str, reference: str, killed_run: str) -> None:
             for t in study.trials
             if t.number not in lost
         )
-        assert spent <= study.user_attrs["budget_epochs"] + 1e-9, name
+        assert spent <= run_attrs(study.user_attrs)["budget_epochs"] + 1e-9, name
         assert study.user_attrs["status"] == "complete"
     ours_csv, ref_csv = runs_csv(url), runs_csv(reference)
     differ = [c for c in ref_csv if not ours_csv[c].equals(ref_csv[c])]
@@ -639,7 +645,7 @@ def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_
     study.set_user_attr(RunKeys.SUITE, "dist")
     assert load_suite_data(url, "dist") is None  # not a run a report can read, not a KeyError
     run_suite(suite_file, storage=url, device="cpu", progress=False, only="bowl/grid")
-    attrs = optuna.load_study(study_name=name, storage=url).user_attrs
+    attrs = run_attrs(optuna.load_study(study_name=name, storage=url).user_attrs)
     assert attrs["steps_per_epoch"] == 10 and attrs["status"] == "complete"
     assert len(load_suite_data(url, "dist").results) == 2
 

@@ -13,7 +13,7 @@ from lrbench.cli import main
 from lrbench.errors import ConfigError
 from lrbench.running import load_suite, run_one, run_suite
 from lrbench.storage import open_storage
-from lrbench.storage.records import is_run_study_name, record_attrs
+from lrbench.storage.records import is_run_study_name, record_attrs, run_attrs
 
 TINY = """
 [suite]
@@ -96,7 +96,7 @@ def test_every_run_is_a_study_with_the_documented_name(tiny_run):
     for name in names:
         study = optuna.load_study(study_name=name, storage=url)
         assert study.user_attrs["status"] == "complete"
-        assert study.user_attrs["seed"] == int(name[-1])
+        assert run_attrs(study.user_attrs)["seed"] == int(name[-1])
 
 
 def test_each_run_was_claimed_once_and_its_claim_completed(tiny_run):
@@ -112,14 +112,15 @@ def test_budgets_are_honoured_to_the_epoch(tiny_run):
     _, url = tiny_run
     for summary in run_summaries(url):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
-        budget = study.user_attrs["budget_epochs"]
+        attrs = run_attrs(study.user_attrs)
+        budget = attrs["budget_epochs"]
         spent = spent_epochs(study)
         assert spent <= budget + 1e-9, summary.study_name
-        if study.user_attrs["strategy"] == "tpe":
+        if attrs["strategy"] == "tpe":
             # A search spends its whole budget; the last trial is cut at it.
             assert spent == pytest.approx(budget, abs=1e-9)
             steps = sum(record_attrs(t.user_attrs).get("steps", 0) for t in study.trials)
-            assert steps == round(budget * study.user_attrs["steps_per_epoch"])
+            assert steps == round(budget * attrs["steps_per_epoch"])
         else:
             # Range test steps are charged before the one training trial.
             rt = study.user_attrs["range_test"]

@@ -11,12 +11,14 @@ from optuna.trial import TrialState
 
 from lrbench.storage import records
 from lrbench.storage.records import (
+    RUN_SETTINGS,
     EpochEntry,
     EpochKeys,
     RunKeys,
     RunRecord,
     TrialKeys,
     TrialRecord,
+    write_run_settings,
 )
 from lrbench.strategies import RunContext, get_strategy
 from lrbench.tasks import get_task
@@ -172,3 +174,18 @@ def test_keys_are_unique_within_each_namespace():
 def test_non_finite_extras_are_stored_as_null(value):
     d = EpochEntry.from_record(epoch(1, 1.0, bound=value)).to_dict()
     assert d["extras"] == {"bound": None}
+
+
+def test_run_settings_are_one_attr_and_runs_stored_before_read_the_same():
+    settings = {key: f"value {i}" for i, key in enumerate(RUN_SETTINGS)}
+    new = optuna.create_study()
+    write_run_settings(new, settings)
+    assert set(new.user_attrs) == {RunKeys.SETTINGS, RunKeys.SUITE}  # two writes, not 23
+    old = optuna.create_study()  # as suites stored before SETTINGS existed hold them
+    for key in RUN_SETTINGS:
+        old.set_user_attr(key, settings[key])
+    assert RunRecord.from_study(new).attrs == RunRecord.from_study(old).attrs == settings
+    assert RunRecord.from_study(new).settings_complete
+    # Such a run resumed as a stub takes the suite's settings as they are now: those win.
+    write_run_settings(old, {**settings, RunKeys.BUDGET_EPOCHS: 99})
+    assert RunRecord.from_study(old).budget_epochs == 99

@@ -27,7 +27,7 @@ from lrbench.report._results import (
     load_trials,
     quantile,
 )
-from lrbench.storage.records import is_run_study_name, record_attrs
+from lrbench.storage.records import is_run_study_name, record_attrs, run_attrs
 
 # digits + functions, random + one_cycle (range test charged first) on both, a grid with another
 # optimizer on functions; 3 seeds. Budgets are tiny: the whole suite trains in seconds.
@@ -141,7 +141,7 @@ def test_one_row_per_run(storage, results):
 def test_epochs_to_target_matches_a_hand_walk_of_the_stored_trials(storage, results):
     reached = 0
     for study in _studies(storage):
-        a = study.user_attrs
+        a = run_attrs(study.user_attrs)
         target, minimize = a["target"], a["direction"] == "minimize"
         spent = a.get("overhead_epochs", 0.0)
         seconds = a.get("overhead_seconds", 0.0)
@@ -187,7 +187,7 @@ def test_epochs_to_target_counts_the_range_test_first(storage, results):
 
 def test_budgets_are_honoured_and_totals_add_up(storage, results):
     for study in _studies(storage):
-        a = study.user_attrs
+        a = run_attrs(study.user_attrs)
         row = _row(results, study)
         trials = study.get_trials(deepcopy=False)
         expected = a.get("overhead_epochs", 0.0) + sum(
@@ -211,7 +211,7 @@ def test_chosen_config_is_the_best_value_trial_and_its_test_attr(storage, result
             for t in study.get_trials(deepcopy=False)
             if t.state == optuna.trial.TrialState.COMPLETE
         ]
-        maximize = study.user_attrs["direction"] == "maximize"
+        maximize = run_attrs(study.user_attrs)["direction"] == "maximize"
         best = (max if maximize else min)(complete, key=lambda t: t.value)
         row = _row(results, study)
         # Its place among the run's trials (no trial of these runs was interrupted: its number).
@@ -238,7 +238,7 @@ def test_best_val_is_the_best_epoch_record_within_budget(storage, results):
             assert math.isnan(row.best_val)
         else:
             assert row.best_val == (
-                max(vals) if study.user_attrs["direction"] == "maximize" else min(vals)
+                max(vals) if run_attrs(study.user_attrs)["direction"] == "maximize" else min(vals)
             )
 
 

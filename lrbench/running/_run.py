@@ -100,7 +100,9 @@ def run_spec_attrs(
 
 
 def check_same_run(name: str, stored: dict[str, Any], attrs: dict[str, Any]) -> None:
-    """A stored run made with other identity values (budget, target ...) is not this run."""
+    """A stored run made with other identity values (budget, target ...) is not this run.
+    `stored`: the run study's user attrs."""
+    stored = records.run_attrs(stored)
     if RunKeys.SUITE not in stored:  # settings never completely written: nothing trained
         return
     for key in RUN_IDENTITY:
