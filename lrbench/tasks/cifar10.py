@@ -11,8 +11,11 @@ translations; the metric is the accuracy of the mean logits). Its rates are thos
 reference converted to a mean (not summed) batch loss: peak 1.5 per 1024 images, weight decay
 0.0153 / 11.5 (the reference's decay per rate), scaled linearly with `batch_size`.
 
-GPU only: bf16 autocast and channels_last; `compile=true` adds `torch.compile`. `width` scales
-the net (64 is the standard; tests use 4-8 so a CPU trains it in seconds). Validation: 5,000
+On a GPU: bf16 autocast and channels_last (options `precision` and `memory_format`, "auto" by
+default: on CUDA, not elsewhere; "bf16" / "float32" and "channels_last" / "contiguous" choose
+on any device, which is how the CPU tests exercise the GPU's code paths); `compile=true` adds
+`torch.compile`. `width` scales the net (64 is the standard; tests use 4-8 so a CPU trains it
+in seconds). Validation: 5,000
 of the 50,000 training images, held out with seed 0, so training sees 45,000.
 
 Accuracies measured on the JPEG copy in ../shared/data run below those on the official files:
@@ -112,6 +115,8 @@ class Cifar10(Task):
         "tta": 2,  # 0 none, 1 mirror, 2 mirror and translations
         "bias_lr_scale": 64.0,  # airbench: batch-norm biases' rate multiplier
         "compile": False,
+        "precision": "auto",  # "bf16" autocast on CUDA, float32 elsewhere; or "bf16", "float32"
+        "memory_format": "auto",  # channels_last on CUDA; or "channels_last", "contiguous"
     }
 
     def __init__(self, **options: Any) -> None:
@@ -126,6 +131,16 @@ class Cifar10(Task):
         if options.get("batch_size") is None:
             options["batch_size"] = recipe.batch_size
         super().__init__(**options)
+        if self.options["precision"] not in ("auto", "bf16", "float32"):
+            raise ConfigError(
+                "task 'cifar10': precision must be auto, bf16 or float32, got "
+                f"{self.options['precision']!r}"
+            )
+        if self.options["memory_format"] not in ("auto", "channels_last", "contiguous"):
+            raise ConfigError(
+                "task 'cifar10': memory_format must be auto, channels_last or contiguous, got "
+                f"{self.options['memory_format']!r}"
+            )
         if self.options["flip"] not in ("alternating", "random", "none"):
             raise ConfigError(
                 f"task 'cifar10': flip must be alternating, random or none, got {self.options['flip']!r}"
@@ -145,7 +160,7 @@ class Cifar10(Task):
 
         def norm(a) -> torch.Tensor:
             x = (torch.as_tensor(a).to(device).float().div_(255.0) - mean) / std
-            return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+            return x.contiguous(memory_format=torch.channels_last) if self._nhwc(device) else x
 
         x, y = arrays.train_x, torch.as_tensor(arrays.train_y)
         tr, va = self.holdout(len(x))
@@ -223,16 +238,22 @@ class Cifar10(Task):
             return ResNet9(width)
         return AirNet(width, bias_lr_scale=float(self.options["bias_lr_scale"]))
 
+    def _nhwc(self, device: torch.device) -> bool:
+        """Whether images and weights are kept channels_last (NHWC) on `device`."""
+        setting = self.options["memory_format"]
+        return device.type == "cuda" if setting == "auto" else setting == "channels_last"
+
     def prepare_model(self, model: nn.Module, device: torch.device) -> nn.Module:
-        if device.type == "cuda":
+        if self._nhwc(device):
             model = model.to(memory_format=torch.channels_last)
         if self.options["compile"]:
             model = cast(nn.Module, torch.compile(model))  # of a Module: an OptimizedModule
         return model
 
     def autocast(self, device: torch.device):
-        if device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        precision = self.options["precision"]
+        if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+            return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def example_losses(self, model: nn.Module, batch, noise) -> torch.Tensor:
