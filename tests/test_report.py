@@ -340,3 +340,17 @@ def test_report_html_loads_every_figure_and_link_in_a_real_browser(report, tmp_p
     assert [re.search(r'src="([^"]+)"', i).group(1) for i in broken if 'class="missing"' in i] == [
         pngs[0]
     ]
+
+
+def test_a_report_names_its_storage_without_the_machines_folders_or_a_password(
+    tmp_path, monkeypatch
+):
+    from lrbench.report._writer import shown_storage
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert shown_storage(f"sqlite:///{tmp_path}/runs/quick.db") == "sqlite:///runs/quick.db"
+    assert shown_storage("sqlite:///runs/quick.db") == "sqlite:///runs/quick.db"
+    assert shown_storage("sqlite:////elsewhere/deep/x.db") == "sqlite:///x.db"
+    shown = shown_storage("postgresql://lrbench:secret@db.example:5432/runs")
+    assert "secret" not in shown and "db.example:5432/runs" in shown

@@ -13,6 +13,29 @@ from lrbench.report._sections import report_sections
 REPORTS_DIR = Path("reports")
 
 
+def shown_storage(url: Any) -> str:
+    """The storage as a report names it: an SQLite file relative to the working folder (or by
+    its name alone when outside it: a report is shared, the machine's folders are not), any
+    other URL without its password."""
+    if not isinstance(url, str):
+        return type(url).__name__
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path = Path(url[len(prefix) :])
+        if path.is_absolute():
+            try:
+                path = path.resolve().relative_to(Path.cwd().resolve())
+            except ValueError:
+                path = Path(path.name)
+        return prefix + path.as_posix()
+    import sqlalchemy.engine
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing of it but its scheme
+        return url.split("://", 1)[0] + "://…"
+
+
 def _suite_name(suite: str) -> str:
     if suite.endswith(".toml"):
         from lrbench.running import load_suite
@@ -69,7 +92,7 @@ def write_report(
     data.results.to_csv(out / "runs.csv", index=False)
 
     doc = Document(out)
-    report_sections(doc, suite, url if isinstance(url, str) else type(url).__name__, data)
+    report_sections(doc, suite, shown_storage(url), data)
     md = out / "report.md"
     md.write_text(doc.markdown(), encoding="utf-8")
     (out / "report.html").write_text(doc.html(f"lrbench report: {suite}"), encoding="utf-8")
