@@ -263,6 +263,24 @@ def test_fmnist_vae_evaluation_is_deterministic(vae_run):
     assert 784 * math.log(2) * 0.9 < a < 784 * math.log(2) * 1.1
 
 
+def test_fmnist_vae_validation_in_one_pass_equals_its_two_metrics_apart(vae_run):
+    """One encoder pass for the homework NLL and the -ELBO: the very values `evaluate` and
+    `extra_metrics` give, on a trained state and across the split's batches."""
+    task, d, result = vae_run
+    model = task.build_model()
+    model.load_state_dict(result.best_state)
+    model.eval()
+    val = TensorSplit(d.val.x[:2500], None)
+    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr("lrbench.tasks.fmnist_vae.EVAL_BATCH", 1000)  # three batches, the last short
+        together = task.validation_metrics(model, val)
+        apart = task.evaluate(model, val), task.extra_metrics(model, val)
+    assert torch.equal(together[0], apart[0])
+    assert together[1].keys() == apart[1].keys() == {"neg_elbo"}
+    assert torch.equal(together[1]["neg_elbo"], apart[1]["neg_elbo"])
+    assert float(together[0]) < float(together[1]["neg_elbo"])  # at z = mu, below the bound
+
+
 # -- cifar10 --------------------------------------------------------------------------------------
 
 

@@ -220,6 +220,14 @@ class Task(ABC):
         on the device, by name); none by default. Called in evaluation mode, without gradients."""
         return {}
 
+    def validation_metrics(
+        self, model: nn.Module, split: TensorSplit
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The metric and the extra metrics of one evaluation (`evaluate`, `extra_metrics`); a
+        task whose metrics share work (one encoder pass for two bounds) computes them together,
+        to the same values."""
+        return self.evaluate(model, split), self.extra_metrics(model, split)
+
     def final_metrics(self, model: nn.Module, split: TensorSplit) -> dict[str, torch.Tensor]:
         """Extra metrics of a chosen configuration's best state on the test split (e.g. a costlier
         bound); none by default. Computed once, so they may cost more than a per-epoch metric."""

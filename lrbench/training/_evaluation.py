@@ -8,6 +8,7 @@ in memory (the best state of the chosen configuration) are measured on a fresh m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -90,6 +91,18 @@ def extra_metrics(task: Task, model: nn.Module, split, device: torch.device) -> 
         return _read_back(task.extra_metrics(model, split))
 
 
+def validate(
+    task: Task, model: nn.Module, split, device: torch.device
+) -> tuple[float, dict[str, float]]:
+    """The task's metric and extra metrics on `split` (`Task.validation_metrics`), read back
+    at once; no extra metrics where the metric is not finite (a diverged trial)."""
+    with torch.no_grad(), task.autocast(device):
+        value, extras = task.validation_metrics(model, split)
+        read = _read_back({"": value, **extras})
+    val = read.pop("")
+    return val, (read if math.isfinite(val) else {})
+
+
 def final_metrics(
     task: Task, data: TaskData, state: dict[str, torch.Tensor], device: torch.device | str
 ) -> dict[str, float]:
@@ -111,7 +124,8 @@ def test_metric(
 def _read_back(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     if not metrics:
         return {}
-    values = torch.stack([v.detach().float().reshape(()) for v in metrics.values()]).tolist()
+    # float64 holds every float32 or bf16 value exactly, and a float64 metric as it is.
+    values = torch.stack([v.detach().double().reshape(()) for v in metrics.values()]).tolist()
     return dict(zip(metrics, values))
 
 

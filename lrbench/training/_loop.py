@@ -28,7 +28,7 @@ from lrbench.interrupts import raise_if_interrupted
 from lrbench.tasks import DataOptions, Task, TaskData
 from lrbench.training._config import EpochRecord, TrainConfig, TrainOptions, TrainResult
 from lrbench.training._device import resolve_device
-from lrbench.training._evaluation import extra_metrics, measure, state_copy
+from lrbench.training._evaluation import measure, state_copy, validate
 from lrbench.training._forms import Form, LoneForm, StackedForm, can_stack
 from lrbench.training._ledger import TrialLedger
 
@@ -223,13 +223,12 @@ class _Training:
         if m.end_epoch(stats.mean[k], stats.max[k], stats.first[k], share):
             self.form.reset_optimizers()
         t1 = time.perf_counter()
-        val, extras = float("nan"), {}
+        val, extras = float("nan"), dict[str, float]()
         if not m.diverged:
             with self.form.evaluated(k) as model:
-                val = measure(self.task, model, self.data.val, self.device)
+                val, extras = validate(self.task, model, self.data.val, self.device)
                 m.diverged = not math.isfinite(val)
                 if not m.diverged:
-                    extras = extra_metrics(self.task, model, self.data.val, self.device)
                     m.evaluated(epoch, val, lambda: state_copy(model))
         ev = time.perf_counter() - t1
         m.eval_seconds += ev
