@@ -83,9 +83,12 @@ def test_bf16_autocast_computes_float32s_logits_to_bf16_precision_and_trains(cif
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="inductor compiles C++ with the system cc")
-def test_torch_compile_on_the_cpu_computes_the_eager_logits(cifar10_root):
+def test_torch_compile_on_the_cpu_computes_the_eager_logits(cifar10_root, tmp_path, monkeypatch):
     """`compile=true` wraps the net in `torch.compile` (inductor on the CPU: generated C++):
     the same logits as eager to float32 rounding (stated tolerance: 1e-4 of their scale)."""
+    # A cache of its own: inductor's cache does not tell PyTorch's kernel sets apart, and a
+    # precompiled header left by a run with other ATEN_CPU_CAPABILITY fails to compile.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     eager_task, data = prepared(cifar10_root)
     compiled_task = get_task("cifar10", **SMALL, compile=True)
     torch.manual_seed(0)
