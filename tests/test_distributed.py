@@ -49,7 +49,9 @@ high = 1.0
 
 [tasks.bowl]
 task = "functions"
-options = { function = "bowl" }
+# 1,000 steps an epoch: runs of a second or two, so that a worker is seen in the middle of one
+# (with 10 steps, 3 workers claimed and finished every run between two looks).
+options = { function = "bowl", steps_per_epoch = 1000 }
 target = 0.01
 epochs_per_trial = 3
 budget_epochs = 9
@@ -646,7 +648,7 @@ def test_a_run_killed_while_its_settings_were_written_is_repaired_on_resume(tmp_
     assert load_suite_data(url, "dist") is None  # not a run a report can read, not a KeyError
     run_suite(suite_file, storage=url, device="cpu", progress=False, only="bowl/grid")
     attrs = run_attrs(optuna.load_study(study_name=name, storage=url).user_attrs)
-    assert attrs["steps_per_epoch"] == 10 and attrs["status"] == "complete"
+    assert attrs["steps_per_epoch"] == 1000 and attrs["status"] == "complete"
     assert len(load_suite_data(url, "dist").results) == 2
 
 
