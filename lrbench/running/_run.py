@@ -272,9 +272,9 @@ def finish_run(opened: OpenRun, seconds: float) -> None:
 
 
 def record_interruption(opened: OpenRun, exc: BaseException) -> None:
-    """After `exc` stopped the run: fail what is still RUNNING, with the reason; for Ctrl-C or a
-    lost claim, note the trials it failed, which results then do not count as the strategy's.
-    Nothing is written for a lost claim: the run is another worker's now."""
+    """After `exc` stopped the run: fail what is still RUNNING, with the reason; for Ctrl-C,
+    note the trials it failed, which results then do not count as the strategy's. Nothing is
+    written for a lost claim: the run is another worker's now."""
     if isinstance(exc, ClaimLost):
         return
     study, reason = opened.study, records.interruption_reason(exc)

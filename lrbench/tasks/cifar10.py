@@ -131,26 +131,22 @@ class Cifar10(Task):
         if options.get("batch_size") is None:
             options["batch_size"] = recipe.batch_size
         super().__init__(**options)
-        if self.options["precision"] not in ("auto", "bf16", "float32"):
-            raise ConfigError(
-                "task 'cifar10': precision must be auto, bf16 or float32, got "
-                f"{self.options['precision']!r}"
-            )
-        if self.options["memory_format"] not in ("auto", "channels_last", "contiguous"):
-            raise ConfigError(
-                "task 'cifar10': memory_format must be auto, channels_last or contiguous, got "
-                f"{self.options['memory_format']!r}"
-            )
-        if self.options["flip"] not in ("alternating", "random", "none"):
-            raise ConfigError(
-                f"task 'cifar10': flip must be alternating, random or none, got {self.options['flip']!r}"
-            )
+        self._check_choice("precision", ("auto", "bf16", "float32"))
+        self._check_choice("memory_format", ("auto", "channels_last", "contiguous"))
+        self._check_choice("flip", ("alternating", "random", "none"))
         scale = self.batch_size / 1024 if recipe.lr_scales_with_batch else 1.0
         self.default_lr = recipe.lr_per_1024 * scale
         self.default_epochs = recipe.epochs
         self.optimizer_kwargs = dict(recipe.optimizer_kwargs)
         self.default_schedule = recipe.schedule
         self._flips = AlternatingFlips()
+
+    def _check_choice(self, key: str, choices: tuple[str, ...]) -> None:
+        if self.options[key] not in choices:
+            raise ConfigError(
+                f"task 'cifar10': {key} must be {', '.join(choices[:-1])} or {choices[-1]}, "
+                f"got {self.options[key]!r}"
+            )
 
     # -- data ---------------------------------------------------------------------------------
     def load(self, device: torch.device, data: DataOptions) -> TaskData:

@@ -85,12 +85,6 @@ def measure(task: Task, model: nn.Module, split, device: torch.device) -> float:
         return float(task.evaluate(model, split))
 
 
-def extra_metrics(task: Task, model: nn.Module, split, device: torch.device) -> dict[str, float]:
-    """The task's extra validation metrics (one read-back for all of them)."""
-    with torch.no_grad(), task.autocast(device):
-        return _read_back(task.extra_metrics(model, split))
-
-
 def validate(
     task: Task, model: nn.Module, split, device: torch.device
 ) -> tuple[float, dict[str, float]]:
